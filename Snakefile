@@ -1,0 +1,26 @@
+# recon-restore: the paper's whole pipeline as one workflow.
+#   snakemake --cores all                                  (preset from params.yaml)
+#   snakemake --cores all --config preset=cifar-small
+#   snakemake --profile workflow/profiles/slurm --config preset=paper
+# Every rule calls one `recon-restore <stage> <verb>` command; the logic lives in src/recon_restore.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "params.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/attack.smk"
+include: "workflow/rules/dataset.smk"
+include: "workflow/rules/restorers.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        PLAN.report_files(),

@@ -1,0 +1,145 @@
+"""``recon-restore attack target|runs``: the evaluation network and its reconstruction runs
+(paper section 5.1). The dataset setting's runs execute inside ``dataset shard`` jobs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from ..cli import common
+from ..data.store import read_image_set
+from ..errors import UserError
+from ..io import atomic_path, provenance, set_attrs
+from ..runtime import device as get_device
+from ..runtime import setup
+from ..seeding import derive_seed, torch_generator
+from .model import init_weights
+from .precision import dtype_of, matmul_mode
+from .reconstruct import Hparams, ReconConfig, reconstruct
+from .target_file import load_target, save_target
+from .train import train_target
+
+log = logging.getLogger(__name__)
+
+
+def register(sub) -> None:
+    g = sub.add_parser("attack", help="attack stage: target network and KKT reconstruction runs").add_subparsers(dest="verb", required=True)
+    p = g.add_parser("target", help="train the evaluation target network on held-out images")
+    common(p, device=True)
+    p.add_argument("--heldout", required=True, help="held-out image set (data prepare --heldout)")
+    p.add_argument("--out", required=True, help="output target network file (.pt)")
+    p.set_defaults(func=target_cmd)
+    p = g.add_parser("runs", help="one batch of evaluation reconstruction runs with random hyperparameters")
+    common(p, device=True)
+    p.add_argument("--target", required=True, help="target network file (attack target --out)")
+    p.add_argument("--batch", type=int, required=True, help="batch index b: runs [b * runs_per_job, (b + 1) * runs_per_job)")
+    p.add_argument("--out", required=True, help="output HDF5 of candidate snapshots")
+    p.set_defaults(func=runs_cmd)
+
+
+def select_heldout(labels: np.ndarray, per_class: int, mode: str, seed: int) -> np.ndarray:
+    out = []
+    for c in (-1, 1):
+        idx = np.nonzero(labels == c)[0]
+        if len(idx) < per_class:
+            raise UserError(f"evaluate.images_per_class = {per_class}, but the held-out set has only {len(idx)} images of class {c:+d}")
+        if mode == "random":
+            idx = np.sort(np.random.default_rng(derive_seed(seed, "heldout-select", c)).choice(idx, per_class, replace=False))
+        out.append(idx[:per_class])
+    return np.concatenate(out)
+
+
+def target_cmd(args) -> None:
+    prm = setup(args)
+    dev = get_device(args, prm)
+    ev, net = prm.section("evaluate"), prm.section("attack", "target")
+    tr = ev["train"]
+    held = read_image_set(args.heldout)
+    sel = select_heldout(held.labels, ev["images_per_class"], ev["selection"], prm.seed)
+    images, labels, ids = held.images[sel], held.labels[sel], held.ids[sel]
+    dt = dtype_of(tr["precision"])
+    x = torch.from_numpy(images).to(torch.float64) / 255
+    mean = x.mean(0)
+    xc = (x - mean).flatten(1).to(device=dev, dtype=dt)[None]
+    y = torch.from_numpy(labels).to(device=dev, dtype=dt)[None]
+    w = init_weights(1, xc.shape[-1], net["hidden"], net["bias"], net["init_std"], torch_generator(prm.seed, "eval-target"), dt, dev)
+    with matmul_mode(tr["precision"]):
+        res = train_target(w, xc, y, tr["optimizer"], tr["lr"], tr["epochs"], args.progress, "train evaluation target")
+    if bool(res.failed[0]):
+        raise UserError("evaluation target training diverged (NaN/inf); lower evaluate.train.lr")
+    stats = {"loss": float(res.loss[0]), "min_margin": float(res.min_margin[0]), "accuracy": float(res.accuracy[0]), "images": len(sel)}
+    log.info("evaluation target: %s", stats)
+    save_target(args.out, res.weights, images, labels, ids, mean, stats, provenance(prm.cfg, prm.seed, preset=prm.preset), args.overwrite)
+
+
+def runs_cmd(args) -> None:
+    from ..evaluate.hparams import draw_run
+
+    prm = setup(args)
+    dev = get_device(args, prm)
+    ev = prm.section("evaluate")
+    rc = ev["reconstruct"]
+    total, per_job, per_batch = ev["runs"], ev["runs_per_job"], ev["runs_per_batch"]
+    first = args.batch * per_job
+    if not 0 <= first < total:
+        raise UserError(f"--batch {args.batch}: no runs (evaluate.runs = {total}, runs_per_job = {per_job})")
+    run_ids = list(range(first, min(total, first + per_job)))
+    tgt = load_target(args.target)
+    dt = dtype_of(rc["precision"])
+    w = tgt["w"].to(device=dev, dtype=dt)
+    train_x = (tgt["images"].double() / 255 - tgt["mean"]).flatten(1)
+    cfg = ReconConfig(ev["images_per_class"] if rc["candidates_per_class"] == "match" else rc["candidates_per_class"],
+                      rc["iterations"], rc["snapshots"], rc["optimizer"], rc["momentum"],
+                      rc["abort"]["at"], rc["abort"]["criterion"], rc["abort"]["threshold"])
+    hps = [draw_run(prm.seed, r, rc["ranges"], rc["lambda_lr"]) for r in run_ids]
+    out = Path(args.out)
+    from ..io import check_writable
+
+    check_writable(out, args.overwrite)
+    parts_dir = out.with_name(out.name + ".parts")
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for b in range(0, len(run_ids), per_batch):
+        ids = run_ids[b : b + per_batch]
+        part = parts_dir / f"runs-{ids[0]:06d}-{ids[-1]:06d}.pt"
+        if part.exists():
+            log.info("resuming: %s already done", part.name)
+            results.append(torch.load(part, weights_only=True))
+            continue
+        hp = Hparams(*(torch.tensor([h[k] for h in hps[b : b + per_batch]], dtype=dt, device=dev)
+                       for k in ("lr", "lambda_lr", "sigma", "lambda_min", "alpha")))
+        with matmul_mode(rc["precision"]):
+            res = reconstruct(w, hp, cfg, w.W1.shape[-1], [torch_generator(h["seed"]) for h in hps[b : b + per_batch]],
+                              train_images=train_x, checkpoint=parts_dir / f"state-{ids[0]:06d}.pt",
+                              checkpoint_every=rc["checkpoint_every"], progress=args.progress, desc=f"runs {ids[0]}-{ids[-1]}")
+        nan = torch.full((len(ids), 2 * cfg.candidates_per_class, w.W1.shape[-1]), float("nan"))
+        snaps = torch.stack([res.snapshots.get(s, nan) for s in cfg.snapshots], 1)  # (R, S, 2m, d)
+        d = {"snapshots": snaps, "lam": res.lam, "y": res.y, "stopped_at": res.stopped_at,
+             "status": [{"ok": 0, "aborted": 1, "failed": 2}[s] for s in res.status],
+             "stationarity": res.stationarity, "box": res.box, "lam_penalty": res.lam_penalty, "abort_score": res.abort_score}
+        with atomic_path(part, overwrite=True) as tmp:
+            torch.save(d, tmp)
+        (parts_dir / f"state-{ids[0]:06d}.pt").unlink(missing_ok=True)
+        results.append(d)
+        log.info("runs %s: status %s", ids, res.status)
+    with atomic_path(out, args.overwrite) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("snapshots", data=torch.cat([r["snapshots"] for r in results]).numpy(), compression="gzip")
+            f.create_dataset("snapshot_iterations", data=np.asarray(cfg.snapshots, dtype=np.int64))
+            f.create_dataset("lam", data=torch.cat([r["lam"] for r in results]).numpy())
+            f.create_dataset("y", data=results[0]["y"].numpy())
+            f.create_dataset("status", data=np.concatenate([np.asarray(r["status"], dtype=np.int8) for r in results]))
+            for k in ("stopped_at", "stationarity", "box", "lam_penalty", "abort_score"):
+                f.create_dataset(k, data=torch.cat([r[k] for r in results]).numpy())
+            g = f.create_group("hparams")
+            for k in ("run", "seed", "lr", "lambda_lr", "sigma", "lambda_min", "alpha"):
+                g.create_dataset(k, data=np.asarray([h[k] for h in hps]))
+            set_attrs(f, provenance(prm.cfg, prm.seed, preset=prm.preset, batch=args.batch, status_codes={"ok": 0, "aborted": 1, "failed": 2},
+                                    abort_criterion=rc["abort"]["criterion"]))
+    import shutil
+
+    shutil.rmtree(parts_dir, ignore_errors=True)

@@ -1,0 +1,61 @@
+"""``recon-restore bench <what>``: benchmark commands that print figures."""
+
+from __future__ import annotations
+
+import json
+import platform
+
+import torch
+
+from ..cli import common
+from ..runtime import device as get_device
+from ..runtime import setup
+
+
+def register(sub) -> None:
+    g = sub.add_parser("bench", help="benchmarks (print figures)").add_subparsers(dest="verb", required=True)
+    p = g.add_parser("attack", help="dataset-setting runs per hour: batched closed form vs naive autograd")
+    common(p, device=True)
+    p.add_argument("--runs", type=int, default=None, help="runs per batch (default: params dataset.runs_per_batch)")
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--sizes", nargs="+", default=["demo", "full"], choices=["demo", "full"])
+    p.add_argument("--json", default=None, help="also write the figures as JSON")
+    p.set_defaults(func=attack_cmd)
+
+
+def machine(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def attack_cmd(args) -> None:
+    from ..attack.precision import dtype_of
+    from .attack import bench_size
+
+    prm = setup(args)
+    dev = get_device(args, prm)
+    a = prm.section("attack")
+    runs = args.runs or prm.cfg["dataset"]["runs_per_batch"]
+    dt = dtype_of(a["train"]["precision"])
+    sizes = {
+        "demo": dict(d=3072, hidden=a["target"]["hidden"], n=2 * a["train"]["images_per_class"],
+                     m=2 * a["reconstruct"]["candidates_per_class"], epochs=a["train"]["epochs"], iters=a["reconstruct"]["iterations"]),
+        "full": dict(d=3072, hidden=[1000, 1000], n=300, m=400, epochs=50_000, iters=11_900),
+    }
+    results = {}
+    print(f"bench attack on {machine(dev)} ({dev.type}), precision {a['train']['precision']}, batched runs per batch {runs}")
+    print(f"{'size':6} {'impl':8} {'runs/batch':>10} {'epoch ms':>10} {'iter ms':>10} {'s/run':>10} {'runs/h':>10} {'GFLOP/s':>9}")
+    for s in args.sizes:
+        r = bench_size(**sizes[s], runs=runs, dev=dev, dtype=dt, repeat=args.repeat)
+        results[s] = dict(r, config=sizes[s])
+        for impl in ("naive", "batched"):
+            v = r[impl]
+            print(f"{s:6} {impl:8} {v['runs_in_batch']:>10} {1e3 * v['train_epoch_s']:>10.2f} {1e3 * v['recon_iter_s']:>10.2f} "
+                  f"{v['seconds_per_run']:>10.1f} {v['runs_per_hour']:>10.1f} {v['gflops_per_s']:>9.1f}")
+        print(f"{s:6} batched/naive runs-per-hour ratio: {r['ratio']:.2f}x")
+    if args.json:
+        from ..io import write_json
+
+        write_json(args.json, {"machine": machine(dev), "device": dev.type, "results": results}, overwrite=True)
+    print(json.dumps({s: round(v["ratio"], 3) for s, v in results.items()}))

@@ -1,0 +1,74 @@
+"""``recon-restore <stage> <verb>``: one CLI group per pipeline stage.
+
+Every Snakemake rule calls exactly one of these commands with explicit input and output
+paths; all tunables come from ``params.yaml`` (``--params``, ``--preset``). Bad input
+ends with one line on stderr naming the file, key or value, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .errors import UserError
+
+
+def common(p: argparse.ArgumentParser, params: bool = True, device: bool = False) -> None:
+    if params:
+        p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+        p.add_argument("--preset", default=None, help="preset to use (default: the file's 'preset' key)")
+    if device:
+        p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="default: params 'device'")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--progress", action="store_true", help="show progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .attack import cli as attack_cli
+    from .bench import cli as bench_cli
+    from .data import cli as data_cli
+    from .dataset import cli as dataset_cli
+    from .evaluate import cli as evaluate_cli
+    from .report import cli as report_cli
+    from .restorers import cli as restorers_cli
+
+    parser = argparse.ArgumentParser(prog="recon-restore", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__import__('recon_restore').__version__}")
+    sub = parser.add_subparsers(dest="stage", required=True, metavar="<stage>")
+    for mod in (data_cli, attack_cli, dataset_cli, restorers_cli, evaluate_cli, report_cli, bench_cli):
+        mod.register(sub)
+    restorers_cli.register_restore(sub)
+    p = sub.add_parser("params", help="validate or show params.yaml")
+    p.add_argument("verb", choices=["validate", "show"])
+    common(p)
+    p.set_defaults(func=_params_cmd)
+    return parser
+
+
+def _params_cmd(args) -> None:
+    import json
+
+    from .config import load_params
+
+    prm = load_params(args.params, args.preset)
+    if args.verb == "validate":
+        print(f"{args.params}: valid; preset {prm.preset!r}")
+    else:
+        print(json.dumps(prm.cfg, indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except UserError as e:
+        print(f"recon-restore: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""``params.yaml``: the single source of tunables, validated against one JSON schema.
+
+The file holds a ``preset`` switch and a ``presets`` mapping (``demo``, ``cifar-small``,
+``paper``, or a user's own). Every stage reads its section of the selected preset.
+Validation turns schema violations into one clear line naming the file, the key path
+and what was expected (with a "did you mean" for mistyped keys).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UserError
+
+DEFAULT_PARAMS = "params.yaml"
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    text = resources.files("recon_restore").joinpath("schemas/params.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def _path_str(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _describe(error, source: str) -> str:
+    """One clear line for a jsonschema ValidationError."""
+    where = _path_str(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted((error.schema.get("properties") or {}).keys())
+        extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        parts = []
+        for key in extra:
+            full = f"{where}.{key}" if error.absolute_path else key
+            hint = difflib.get_close_matches(key, allowed, n=1)
+            msg = f"unknown key '{full}'"
+            if hint:
+                msg += f" (did you mean '{hint[0]}'?)"
+            parts.append(msg)
+        return f"{source}: " + "; ".join(parts) + f"; expected keys: {', '.join(allowed)}"
+    if error.validator == "required":
+        return f"{source}: key '{where}' is missing a required entry: {error.message}"
+    if error.validator == "enum":
+        return f"{source}: key '{where}': value {error.instance!r} is not one of {error.validator_value}"
+    return f"{source}: key '{where}': {error.message}"
+
+
+def validate_params(doc: Any, source: str = DEFAULT_PARAMS) -> None:
+    """Raise UserError with one clear line if ``doc`` does not match the params schema."""
+    import jsonschema
+
+    if not isinstance(doc, dict):
+        raise UserError(f"{source}: expected a YAML mapping at the top level, got {type(doc).__name__}")
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(doc), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        # Prefer errors about keys (most common: typos) and the shallowest location.
+        first = next((e for e in errors if e.validator == "additionalProperties"), errors[0])
+        raise UserError(_describe(first, source))
+    preset = doc.get("preset")
+    if preset not in doc.get("presets", {}):
+        raise UserError(
+            f"{source}: key 'preset': {preset!r} is not defined under 'presets' "
+            f"(defined: {', '.join(doc.get('presets', {}))})"
+        )
+
+
+def load_doc(path: str | os.PathLike = DEFAULT_PARAMS) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{p}: params file does not exist")
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise UserError(f"{p}: not valid YAML ({e})") from None
+    return doc
+
+
+def load_params(path: str | os.PathLike = DEFAULT_PARAMS, preset: str | None = None) -> "Params":
+    doc = load_doc(path)
+    if preset is not None and isinstance(doc, dict):
+        doc = dict(doc, preset=preset)
+    validate_params(doc, str(path))
+    return Params(doc, str(path))
+
+
+class Params:
+    """The selected preset of a validated params document."""
+
+    def __init__(self, doc: dict[str, Any], source: str = DEFAULT_PARAMS):
+        self.doc = doc
+        self.source = source
+        self.preset = doc["preset"]
+        self.cfg: dict[str, Any] = copy.deepcopy(doc["presets"][self.preset])
+
+    @property
+    def seed(self) -> int:
+        return int(self.cfg["seed"])
+
+    def section(self, *keys: str) -> dict[str, Any]:
+        node: Any = self.cfg
+        for i, k in enumerate(keys):
+            if not isinstance(node, dict) or k not in node:
+                where = ".".join(("presets", self.preset) + keys[: i + 1])
+                raise UserError(f"{self.source}: key '{where}' is missing")
+            node = node[k]
+        return node

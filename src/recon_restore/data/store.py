@@ -1,0 +1,44 @@
+"""Image sets written by the data stage: ``/images`` uint8 (N, 3, 32, 32), ``/labels``
+int8 in {-1, +1} (vehicles -1, animals +1), ``/ids`` int64 (original index, e.g. the
+CIFAR-10 index), plus provenance attributes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..errors import UserError
+from ..io import atomic_path, open_h5, require_datasets, set_attrs
+
+
+@dataclass
+class ImageSet:
+    images: np.ndarray
+    labels: np.ndarray
+    ids: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def write_image_set(path: str | Path, s: ImageSet, attrs: dict, overwrite: bool = False) -> None:
+    if s.images.dtype != np.uint8 or s.images.ndim != 4 or s.images.shape[1:] != (3, 32, 32):
+        raise ValueError(f"image set must be uint8 (N, 3, 32, 32), got {s.images.dtype} {s.images.shape}")
+    with atomic_path(path, overwrite) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("images", data=s.images, compression="gzip", shuffle=True)
+            f.create_dataset("labels", data=s.labels.astype(np.int8))
+            f.create_dataset("ids", data=s.ids.astype(np.int64))
+            set_attrs(f, dict(attrs, kind="recon-restore/image-set", count=len(s)))
+
+
+def read_image_set(path: str | Path) -> ImageSet:
+    with open_h5(path, "image set") as f:
+        require_datasets(f, ["images", "labels", "ids"])
+        s = ImageSet(f["images"][()], f["labels"][()], f["ids"][()])
+    if s.images.shape[1:] != (3, 32, 32) or not np.isin(s.labels, (-1, 1)).all():
+        raise UserError(f"{path}: expected images (N, 3, 32, 32) with labels in {{-1, +1}}")
+    return s

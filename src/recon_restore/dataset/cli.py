@@ -1,0 +1,126 @@
+"""``recon-restore dataset plan|shard|manifest|verify`` (paper sections 2 and 3)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..cli import common
+from ..data.store import read_image_set
+from ..errors import UserError
+from ..io import check_writable, provenance, read_json, write_json
+from ..runtime import device as get_device
+from ..runtime import setup
+
+log = logging.getLogger(__name__)
+
+
+def register(sub) -> None:
+    g = sub.add_parser("dataset", help="dataset stage: plans, shards, manifest").add_subparsers(dest="verb", required=True)
+    p = g.add_parser("plan", help="which pool images every run of a wave trains on")
+    common(p)
+    p.add_argument("--pool", required=True)
+    p.add_argument("--wave", type=int, required=True)
+    p.add_argument("--shards", nargs="*", default=[], help="shards of all earlier waves (phase 2 counts)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=plan_cmd)
+    p = g.add_parser("shard", help="one job: train targets, reconstruct, match, write a shard")
+    common(p, device=True)
+    p.add_argument("--pool", required=True)
+    p.add_argument("--plan", required=True, help="the wave's plan (dataset plan --out)")
+    p.add_argument("--job", type=int, required=True, help="global job index")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=shard_cmd)
+    p = g.add_parser("manifest", help="verify shards and write the manifest")
+    common(p)
+    p.add_argument("--shards", nargs="+", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=manifest_cmd)
+    p = g.add_parser("verify", help="check shards (or a manifest's shards) for truncation or alteration")
+    p.add_argument("paths", nargs="*", help="shard files")
+    p.add_argument("--manifest", default=None)
+    p.set_defaults(func=verify_cmd)
+
+
+def layout(cfg: dict) -> dict:
+    """Run, job and wave numbering of the dataset stage (shared with the Snakefile)."""
+    d = cfg["dataset"]
+    per_job = d["runs_per_job"]
+    p1, p2, wave = d["phase1_runs"], d["phase2_runs"], d["wave_runs"]
+    for name, v in (("phase1_runs", p1), ("phase2_runs", p2), ("wave_runs", wave)):
+        if v % per_job:
+            raise UserError(f"params: dataset.{name} = {v} must be a multiple of dataset.runs_per_job = {per_job}")
+    waves = [("uniform", list(range(0, p1)))] if p1 else []
+    for s in range(p1, p1 + p2, wave):
+        waves.append(("least_seen", list(range(s, min(p1 + p2, s + wave)))))
+    jobs = []
+    for w, (_, runs) in enumerate(waves):
+        for j in range(0, len(runs), per_job):
+            jobs.append({"job": len(jobs), "wave": w, "runs": runs[j : j + per_job]})
+    return {"waves": waves, "jobs": jobs}
+
+
+def plan_cmd(args) -> None:
+    from .plan import counts_from_shards, make_plan
+
+    prm = setup(args)
+    cfg = prm.cfg
+    lay = layout(cfg)
+    if not 0 <= args.wave < len(lay["waves"]):
+        raise UserError(f"--wave {args.wave}: the preset has {len(lay['waves'])} waves")
+    phase, runs = lay["waves"][args.wave]
+    pool = read_image_set(args.pool)
+    counts = counts_from_shards(args.shards, len(pool)) if phase == "least_seen" else None
+    plan = make_plan(pool.labels, runs, cfg["attack"]["train"]["images_per_class"], prm.seed, phase, counts,
+                     cfg["dataset"]["least_seen"])
+    plan["wave"] = args.wave
+    plan["provenance"] = provenance(cfg, prm.seed, preset=prm.preset)
+    write_json(args.out, plan, args.overwrite)
+
+
+def shard_cmd(args) -> None:
+    from .generate import generate_job, remove_parts
+    from .shards import write_shard
+
+    prm = setup(args)
+    dev = get_device(args, prm)
+    lay = layout(prm.cfg)
+    if not 0 <= args.job < len(lay["jobs"]):
+        raise UserError(f"--job {args.job}: the preset has {len(lay['jobs'])} dataset jobs")
+    job = lay["jobs"][args.job]
+    plan = read_json(args.plan)
+    by_run = {r["run"]: r for r in plan.get("runs", [])}
+    missing = [r for r in job["runs"] if r not in by_run]
+    if missing:
+        raise UserError(f"{args.plan}: plan lacks runs {missing[:5]} of job {args.job} (wrong wave?)")
+    out = check_writable(args.out, args.overwrite)
+    pool = read_image_set(args.pool)
+    parts = out.with_name(out.name + ".parts")
+    data = generate_job(pool, [by_run[r] for r in job["runs"]], prm.cfg, parts, dev, args.progress)
+    attrs = provenance(prm.cfg, prm.seed, preset=prm.preset, job=args.job, wave=job["wave"], runs=job["runs"])
+    write_shard(out, data, attrs, args.overwrite, prm.cfg["dataset"]["compression"])
+    remove_parts(parts)
+    log.info("shard %s: %d pairs from %d runs", out, len(data.pairs["run"]), len(job["runs"]))
+
+
+def manifest_cmd(args) -> None:
+    from .manifest import build_manifest
+
+    prm = setup(args)
+    doc = build_manifest(args.shards, args.out, prm.cfg, args.overwrite)
+    log.info("manifest: %d shards, %d pairs", len(doc["shards"]), doc["pairs"])
+
+
+def verify_cmd(args) -> None:
+    from .manifest import load_manifest
+    from .shards import verify_shard
+
+    paths = [Path(p) for p in args.paths]
+    if args.manifest:
+        _, mp = load_manifest(args.manifest, check=True)
+        paths += mp
+    if not paths:
+        raise UserError("dataset verify: give shard paths or --manifest")
+    for p in paths:
+        counts = verify_shard(p)
+        print(f"{p}: ok ({counts['pairs']} pairs, {counts['targets']} targets)")

@@ -1,0 +1,158 @@
+"""One dataset job: train target networks, reconstruct, match, write a shard (paper section 2).
+
+For each run of the job (batched ``runs_per_batch`` at a time): take the run's planned
+pool images, augment them (``augment.py``), subtract their mean, train the target network
+(dataset setting: Adadelta, learning rate 1, float32), reconstruct with the fixed
+hyperparameters (alpha 20, lambda_min 0.5, sigma 1e-3, Adadelta learning rate 1 for x
+and lambda), postprocess every snapshot (paper 5.1 scaling) and match (``match.py``).
+Each finished batch is saved as a part file; a restarted job skips finished batches
+and assembles the shard at the end, so a killed job resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..attack.model import Weights, init_weights
+from ..attack.precision import dtype_of, matmul_mode
+from ..attack.reconstruct import Hparams, ReconConfig, reconstruct
+from ..attack.train import train_target
+from ..data.store import ImageSet
+from ..io import atomic_path
+from ..metrics import postprocess
+from ..seeding import torch_generator
+from . import augment
+from .match import match_candidates, pair_ssim
+from .shards import RUN_FIELDS, ShardData
+
+log = logging.getLogger(__name__)
+
+
+def _to_u8(x: torch.Tensor) -> np.ndarray:
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def run_batch(pool: ImageSet, runs: list[dict], cfg: dict, device: torch.device, progress: bool = False) -> ShardData:
+    """Train, reconstruct and match a batch of runs; returns their pairs."""
+    acfg = cfg["attack"]
+    net, tr, rc = acfg["target"], acfg["train"], acfg["reconstruct"]
+    prec = tr["precision"]
+    dt = dtype_of(prec)
+    aug_cfg = augment.AugmentConfig.from_params(cfg["dataset"]["augment"])
+    R = len(runs)
+    n = len(runs[0]["indices"])
+
+    clean, labels, auglab, means = [], [], [], []
+    for r in runs:
+        rng = np.random.default_rng(r["seed"])
+        idx = np.asarray(r["indices"])
+        img = torch.from_numpy(pool.images[idx]).to(torch.float64) / 255
+        lab = augment.sample_labels(n, aug_cfg, rng)
+        clean.append(augment.apply(img, lab, aug_cfg))
+        labels.append(torch.from_numpy(pool.labels[idx]).to(torch.float64))
+        auglab.append(lab)
+    X = torch.stack(clean)  # (R, n, 3, 32, 32) in [0, 1], augmented
+    mean = X.mean(1)
+    Xc = (X - mean.unsqueeze(1)).flatten(2).to(device=device, dtype=dt)
+    Y = torch.stack(labels).to(device=device, dtype=dt)
+
+    ws = [init_weights(1, Xc.shape[-1], net["hidden"], net["bias"], net["init_std"],
+                       torch_generator(r["seed"], "init"), dt, device) for r in runs]
+    w0 = Weights(*(None if ws[0].b1 is None and k == 3 else torch.cat([getattr(w, f) for w in ws])
+                   for k, f in enumerate(("W1", "W2", "w3", "b1"))))
+    with matmul_mode(prec):
+        trained = train_target(w0, Xc, Y, tr["optimizer"], tr["lr"], tr["epochs"], progress, "train targets")
+        full = lambda v: torch.full((R,), float(v), dtype=dt, device=device)  # noqa: E731
+        hp = Hparams(full(rc["lr"]), full(rc["lambda_lr"]), full(rc["sigma"]), full(rc["lambda_min"]), full(rc["alpha"]))
+        rcfg = ReconConfig(rc["candidates_per_class"], rc["iterations"], rc["snapshots"], rc["optimizer"], rc.get("momentum", 0.9))
+        res = reconstruct(trained.weights, hp, rcfg, Xc.shape[-1], [torch_generator(r["seed"], "reconstruct") for r in runs],
+                          progress=progress, desc="reconstruct")
+
+    mcfg = cfg["dataset"]["match"]
+    pairs = {k: [] for k in ("recon", "target_row", "run", "epoch", "candidate", "ssim", "margin")}
+    targets = {"image": [], "aug_label": [], "source_index": [], "run": []}
+    run_rows = {k: [] for k in RUN_FIELDS}
+    for j, r in enumerate(runs):
+        failed = bool(trained.failed[j]) or res.status[j] != "ok"
+        snaps = {}
+        if not failed:
+            for ep, s in res.snapshots.items():
+                snaps[ep] = postprocess(s[j].view(-1, 3, 32, 32).double(), mean[j])
+        base = j * n
+        targets["image"].append(_to_u8(X[j]))
+        targets["aug_label"].append(auglab[j])
+        targets["source_index"].append(np.asarray(r["indices"], dtype=np.int64))
+        targets["run"].append(np.full(n, r["run"], dtype=np.int64))
+        count, accepted = 0, 0
+        if snaps:
+            mt = match_candidates(snaps, X[j], mcfg["ssim_variant"], mcfg["threshold"], mcfg["margin"])
+            accepted = len(mt.candidate)
+            for c, t, mg in zip(mt.candidate, mt.target, mt.margin):
+                eps = [ep for ep, s in snaps.items() if not torch.isnan(s[c]).any()]
+                rec = torch.stack([snaps[ep][c] for ep in eps])
+                sims = pair_ssim(rec, X[j][t].expand_as(rec), mcfg["ssim_variant"])
+                pairs["recon"].append(_to_u8(rec))
+                pairs["target_row"].append(np.full(len(eps), base + t, dtype=np.int32))
+                pairs["run"].append(np.full(len(eps), r["run"], dtype=np.int64))
+                pairs["epoch"].append(np.asarray(eps, dtype=np.int32))
+                pairs["candidate"].append(np.full(len(eps), c, dtype=np.int32))
+                pairs["ssim"].append(sims.float().numpy())
+                pairs["margin"].append(np.full(len(eps), mg, dtype=np.float32))
+                count += len(eps)
+        run_rows["run"].append(r["run"])
+        run_rows["seed"].append(r["seed"])
+        run_rows["status"].append(1 if failed else 0)
+        run_rows["mean"].append(mean[j].float().numpy())
+        run_rows["train_loss"].append(float(trained.loss[j]))
+        run_rows["min_margin"].append(float(trained.min_margin[j]))
+        run_rows["stationarity"].append(float(res.stationarity[j]))
+        run_rows["pairs"].append(count)
+        log.info("run %d: %s, %d pairs from %d accepted candidates", r["run"], "failed" if failed else "ok", count, accepted)
+
+    empty = {"recon": np.zeros((0, 3, 32, 32), np.uint8)}
+    cat = lambda lst, key: np.concatenate(lst) if lst else empty.get(key, np.zeros(0))  # noqa: E731
+    return ShardData(
+        {k: cat(v, k) for k, v in pairs.items()},
+        {k: np.concatenate(v) for k, v in targets.items()},
+        {k: np.stack(v) if k == "mean" else np.asarray(v) for k, v in run_rows.items()},
+    )
+
+
+def _save_part(path: Path, d: ShardData) -> None:
+    with atomic_path(path, overwrite=True) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **{f"pairs.{k}": v for k, v in d.pairs.items()},
+                     **{f"targets.{k}": v for k, v in d.targets.items()},
+                     **{f"runs.{k}": v for k, v in d.runs.items()})
+
+
+def _load_part(path: Path) -> ShardData:
+    z = np.load(path)
+    g = lambda pre: {k.split(".", 1)[1]: z[k] for k in z.files if k.startswith(pre + ".")}  # noqa: E731
+    return ShardData(g("pairs"), g("targets"), g("runs"))
+
+
+def generate_job(pool: ImageSet, runs: list[dict], cfg: dict, parts_dir: Path, device: torch.device,
+                 progress: bool = False) -> ShardData:
+    """Process a job's runs batch by batch, resuming from finished part files."""
+    per_batch = int(cfg["dataset"]["runs_per_batch"])
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for b in range(0, len(runs), per_batch):
+        batch = runs[b : b + per_batch]
+        part = parts_dir / f"runs-{batch[0]['run']:08d}-{batch[-1]['run']:08d}.npz"
+        if part.exists():
+            log.info("resuming: %s already done", part.name)
+        else:
+            _save_part(part, run_batch(pool, batch, cfg, device, progress))
+        parts.append(_load_part(part))
+    return ShardData.concat(parts)
+
+
+def remove_parts(parts_dir: Path) -> None:
+    shutil.rmtree(parts_dir, ignore_errors=True)

@@ -1,0 +1,23 @@
+"""Image similarity used throughout the pipeline (DESIGN: metric definitions).
+
+* ``ssim(x, y, variant)``: per-pair SSIM; ``haim`` (3x3 gaussian, reflect "same" padding,
+  the variant the paper's 0.4 threshold refers to) or ``wang`` (11x11 valid, = piq.ssim).
+* ``ssim_matrix(a, b, variant)``: exact all-pairs SSIM as a batched GEMM over centred,
+  gaussian-weighted patches (notes/metrics-and-baselines.md section 5).
+* ``haarpsi``: piq's HaarPSI on [0, 1] RGB.
+* ``postprocess``: the paper's section 5.1 rescaling of reconstructions into [0, 1].
+"""
+
+from .ssim import SSIM_VARIANTS, ssim, ssim_matrix, best_matches
+from .haarpsi import haarpsi, haarpsi_matrix
+from .postprocess import postprocess
+
+__all__ = [
+    "SSIM_VARIANTS",
+    "ssim",
+    "ssim_matrix",
+    "best_matches",
+    "haarpsi",
+    "haarpsi_matrix",
+    "postprocess",
+]

@@ -1,0 +1,30 @@
+"""HaarPSI (Reisenhofer et al. 2018) through piq, on [0, 1] RGB (paper Figures 2, 3).
+
+Caveat (notes/metrics-and-baselines.md section 1): piq first averages 2x2, so HaarPSI is
+blind to patterns that the 2x2 mean cancels (a Nyquist checkerboard scores 1.0).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def haarpsi(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """HaarPSI of each pair (x[i], y[i]); (N, 3, H, W) in [0, 1]; returns (N,)."""
+    import piq
+
+    x = x.clamp(0, 1)
+    y = y.clamp(0, 1)
+    return piq.haarpsi(x, y, data_range=1.0, reduction="none")
+
+
+@torch.no_grad()
+def haarpsi_matrix(a: torch.Tensor, b: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """HaarPSI of every pair (a[i], b[j]), computed in chunks of pairs. (N, M)."""
+    n, m = a.shape[0], b.shape[0]
+    out = torch.empty(n * m, dtype=a.dtype, device=a.device)
+    ii = torch.arange(n, device=a.device).repeat_interleave(m)
+    jj = torch.arange(m, device=a.device).repeat(n)
+    for s in range(0, n * m, chunk):
+        out[s : s + chunk] = haarpsi(a[ii[s : s + chunk]], b[jj[s : s + chunk]])
+    return out.view(n, m)

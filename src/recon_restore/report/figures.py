@@ -1,0 +1,94 @@
+"""Figures 1, 2, 3 and 5 and the appendix grids (paper section 5 and appendix A)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ..io import atomic_path  # noqa: E402
+from . import display  # noqa: E402
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_path(path, overwrite=True) as tmp:
+        fig.savefig(tmp, dpi=130, bbox_inches="tight", format="png")
+    plt.close(fig)
+
+
+def figure2(curves_ssim: pd.DataFrame, curves_haarpsi: pd.DataFrame, threshold: float, path: Path) -> None:
+    """Sorted best-match SSIM and HaarPSI, one line per method."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, df, name in ((axes[0], curves_ssim, "SSIM"), (axes[1], curves_haarpsi, "HaarPSI")):
+        for m in df.columns[1:]:
+            ax.plot(df["rank"], df[m], label=display(m), lw=1.6)
+        ax.set_xlabel("i-th best reconstructed training image")
+        ax.set_ylabel(f"best-match {name}")
+        ax.grid(alpha=0.3)
+    axes[0].axhline(threshold, color="k", ls=":", lw=1)
+    axes[0].legend(fontsize=8)
+    _save(fig, path)
+
+
+def figure3(plain: pd.DataFrame, restored: pd.DataFrame, method: str, path: Path) -> None:
+    """Per training image: best match before (plain) vs after restoration."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
+    for ax, col, name in ((axes[0], "ssim", "SSIM"), (axes[1], "haarpsi", "HaarPSI")):
+        x, y = plain[col].to_numpy(), restored[col].to_numpy()
+        ax.scatter(x, y, s=10, alpha=0.7)
+        lo, hi = min(x.min(), y.min()), max(x.max(), y.max())
+        ax.plot([lo, hi], [lo, hi], "k:", lw=1)
+        ax.set_xlabel(f"{name}, plain")
+        ax.set_ylabel(f"{name}, {display(method)}")
+        ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def figure5(matches: dict[str, pd.DataFrame], methods: list[str], path: Path) -> None:
+    """Runs split into two random halves: the band between the halves' sorted curves."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, col, name in ((axes[0], "ssim", "SSIM"), (axes[1], "haarpsi", "HaarPSI")):
+        for m in methods:
+            df = matches[m]
+            a = np.sort(df[f"half0_{col}"].to_numpy())[::-1]
+            b = np.sort(df[f"half1_{col}"].to_numpy())[::-1]
+            r = np.arange(1, len(a) + 1)
+            ax.fill_between(r, np.minimum(a, b), np.maximum(a, b), alpha=0.4, label=display(m))
+        ax.set_xlabel("i-th best reconstructed training image")
+        ax.set_ylabel(f"best-match {name}")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    _save(fig, path)
+
+
+def grid(rows: list[tuple[str, np.ndarray]], path: Path, per_row: int = 15) -> None:
+    """Image grid: for each block of ``per_row`` images, one row per method then the target.
+    rows: [(label, (K, 3, 32, 32) uint8 or float in [0, 1])]; a missing image is black."""
+    k = rows[0][1].shape[0]
+    blocks = int(np.ceil(k / per_row))
+    nrow = blocks * len(rows)
+    fig, axes = plt.subplots(nrow, 1, figsize=(per_row * 0.55 + 1.6, nrow * 0.62))
+    axes = np.atleast_1d(axes)
+    for b in range(blocks):
+        for j, (label, imgs) in enumerate(rows):
+            ax = axes[b * len(rows) + j]
+            strip = np.zeros((32, per_row * 34, 3))
+            for i in range(per_row):
+                idx = b * per_row + i
+                if idx >= k:
+                    break
+                im = imgs[idx]
+                im = im.astype(np.float64) / (255.0 if im.dtype == np.uint8 else 1.0)
+                strip[:, i * 34 : i * 34 + 32] = np.clip(im.transpose(1, 2, 0), 0, 1)
+            ax.imshow(strip, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+            for s in ax.spines.values():
+                s.set_visible(False)
+    _save(fig, path)

@@ -1,0 +1,155 @@
+"""``recon-restore restorers train`` and ``recon-restore restore`` (a user's own files)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..cli import common
+from ..errors import UserError
+from ..io import atomic_path, check_writable, provenance
+from ..runtime import device as get_device
+from ..runtime import setup
+
+log = logging.getLogger(__name__)
+
+
+def register(sub) -> None:
+    g = sub.add_parser("restorers", help="restorers stage: train EDM / BF-DnCNN").add_subparsers(dest="verb", required=True)
+    p = g.add_parser("train", help="train a restorer on the dataset")
+    common(p, device=True)
+    p.add_argument("--method", required=True, choices=["edm", "bfdncnn"])
+    p.add_argument("--manifest", required=True, help="dataset manifest (dataset manifest --out)")
+    p.add_argument("--out", required=True, help="output checkpoint (.pt)")
+    p.add_argument("--history", default=None, help="optional CSV of the training loss")
+    p.set_defaults(func=train_cmd)
+
+
+def register_restore(sub) -> None:
+    p = sub.add_parser("restore", help="restore your own reconstructions with a trained checkpoint")
+    p.add_argument("--checkpoint", required=True, help="restorer checkpoint (.pt)")
+    p.add_argument("--input", required=True, help=".npy, folder of .png, or .h5 (dataset 'images'); (N,3,32,32) or (N,32,32,3), uint8 or float in [0,1]")
+    p.add_argument("--output", required=True, help=".npy, .h5, or a folder for .png files")
+    p.add_argument("--samples", type=int, default=20, help="diffusion samples averaged per reconstruction (paper: 20)")
+    p.add_argument("--steps", type=int, default=18, help="Heun sampler steps (paper: 18, i.e. 35 network evaluations)")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--precision", default="fp32", choices=["fp64", "fp32", "tf32", "bf16"])
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--progress", action="store_true")
+    p.set_defaults(func=restore_cmd)
+
+
+def train_cmd(args) -> None:
+    from ..dataset.manifest import load_manifest
+    from ..dataset.sampler import BalancedSampler
+    from . import checkpoint
+    from .train import TrainSpec, train
+
+    prm = setup(args)
+    dev = get_device(args, prm)
+    rcfg = prm.section("restorers", args.method)
+    res = prm.section("dataset", "resample")
+    out = check_writable(args.out, args.overwrite)
+    _, shards = load_manifest(args.manifest)
+    sampler = BalancedSampler(shards, res["K"], res["repeats"], res["noise_fraction"], prm.seed, res["window"])
+    t = rcfg["train"]
+    spec = TrainSpec(steps=t["steps"], batch=t["batch"], lr=t["lr"], precision=t["precision"],
+                     lr_rampup_images=t.get("lr_rampup_images", 0.0), halve_after=t.get("halve_after"),
+                     halve_every=t.get("halve_every"), ema_halflife_images=t.get("ema_halflife_images"),
+                     ema_rampup_ratio=t.get("ema_rampup_ratio"), checkpoint_every=t["checkpoint_every"], log_every=t["log_every"])
+    if args.method == "edm":
+        from .edm import edm_loss
+
+        config = {"network": rcfg["network"], "sigma_data": rcfg["sigma_data"]}
+        P_mean, P_std = rcfg["P_mean"], rcfg["P_std"]
+
+        def loss_fn(m, b, g):
+            return edm_loss(m, b.target * 2 - 1, b.recon * 2 - 1, b.aug_label, P_mean, P_std, g)
+    else:
+        from .bfdncnn import bfdncnn_loss
+
+        config = rcfg["network"]
+
+        def loss_fn(m, b, g):
+            return bfdncnn_loss(m, b.target, b.recon)
+
+    from ..seeding import derive_seed
+
+    torch.manual_seed(derive_seed(prm.seed, "restorer-init", args.method))
+    model = checkpoint.build(args.method, config)
+    state = out.with_name(out.name + ".train-state")
+    log.info("%s: %d parameters; sampler: %d pairs, ~%.0f examples per repeat", args.method,
+             sum(p.numel() for p in model.parameters()), sampler.n_pairs, sampler.expected_per_repeat())
+    final, history = train(model, loss_fn, sampler, spec, dev, state, derive_seed(prm.seed, "restorer-train", args.method),
+                           args.progress, f"train {args.method}")
+    sampler.close()
+    checkpoint.save(out, args.method, config, final.state_dict(),
+                    provenance(prm.cfg, prm.seed, preset=prm.preset, steps=spec.steps, final_loss=history[-1]["loss"] if history else None),
+                    args.overwrite)
+    state.unlink(missing_ok=True)
+    if args.history:
+        import pandas as pd
+
+        with atomic_path(args.history, overwrite=True) as tmp:
+            pd.DataFrame(history).to_csv(tmp, index=False)
+
+
+def restore_cmd(args) -> None:
+    from ..attack.precision import dtype_of, resolve_device
+    from . import checkpoint
+    from .restore import read_user_images, restore_bfdncnn, restore_edm
+
+    if args.samples < 1 or args.steps < 1:
+        raise UserError("--samples and --steps must be at least 1")
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        raise UserError(f"{out}: output already exists; refusing to overwrite it (pass --overwrite)")
+    try:
+        dev = resolve_device(args.device)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    kind, model, ck = checkpoint.load(args.checkpoint, dev)
+    images, names = read_user_images(args.input)
+    if kind == "edm":
+        r = restore_edm(model, images, args.samples, {"num_steps": args.steps}, args.batch, dev, args.seed, dtype_of(args.precision), args.progress)
+        outputs = {"single": r.single, "averaged": r.averaged, "std": r.std}
+    else:
+        r = restore_bfdncnn(model, images, args.batch, dev, dtype_of(args.precision))
+        outputs = {"restored": r.single}
+    write_outputs(out, outputs, names, args.overwrite)
+    print(f"{out}: restored {images.shape[0]} reconstructions with {kind} ({args.checkpoint})")
+
+
+def write_outputs(out: Path, outputs: dict, names: list[str], overwrite: bool) -> None:
+    """.npy: the main result (averaged for EDM); .h5: every output; folder: PNGs."""
+    main_key = "averaged" if "averaged" in outputs else "restored"
+    if out.suffix == ".npy":
+        with atomic_path(out, overwrite) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, outputs[main_key].numpy().astype(np.float32))
+        if "std" in outputs:
+            with atomic_path(out.with_name(out.stem + "_std.npy"), overwrite) as tmp:
+                with open(tmp, "wb") as f:
+                    np.save(f, outputs["std"].numpy())
+    elif out.suffix in (".h5", ".hdf5"):
+        import h5py
+
+        with atomic_path(out, overwrite) as tmp:
+            with h5py.File(tmp, "w") as f:
+                for k, v in outputs.items():
+                    f.create_dataset(k, data=v.numpy())
+    else:
+        from skimage.io import imsave
+
+        out.mkdir(parents=True, exist_ok=True)
+        imgs = outputs[main_key]
+        for i, im in enumerate(imgs):
+            name = names[i] if i < len(names) else f"{i:06d}.png"
+            arr = (im.clamp(0, 1).numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)
+            with atomic_path(out / name, overwrite) as tmp:
+                imsave(tmp, arr, check_contrast=False, extension=".png")

@@ -1,0 +1,27 @@
+"""Per-command runtime setup shared by the stage CLIs: params, device, threads."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .attack.precision import resolve_device
+from .config import Params, load_params
+from .errors import UserError
+
+
+def setup(args) -> Params:
+    prm = load_params(args.params, args.preset)
+    threads = os.environ.get("RECON_RESTORE_THREADS") or os.environ.get("SNAKEMAKE_THREADS")
+    if threads:
+        torch.set_num_threads(max(1, int(threads)))
+    return prm
+
+
+def device(args, prm: Params) -> torch.device:
+    want = getattr(args, "device", None) or prm.cfg.get("device", "auto")
+    try:
+        return resolve_device(want)
+    except ValueError as e:
+        raise UserError(str(e)) from None

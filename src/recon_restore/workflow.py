@@ -1,0 +1,57 @@
+"""What the Snakefile needs from params: the preset's output paths, job and wave numbering.
+
+Plumbing only (no experiment logic): the Snakefile asks this module how many dataset
+waves, jobs and evaluation batches the preset has, which earlier shards a wave's plan
+depends on, and which report files exist.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .config import Params
+from .dataset.cli import layout
+from .evaluate.cli import RESTORERS
+
+METHODS = ["plain", "tv", "bfdncnn", "edm_single", "edm_averaged"]
+
+
+class Plan:
+    def __init__(self, prm: Params, root: str = "results"):
+        self.prm = prm
+        self.cfg = prm.cfg
+        self.out = f"{root}/{prm.preset}"
+        lay = layout(self.cfg)
+        self.jobs = lay["jobs"]
+        self.n_waves = len(lay["waves"])
+        ev = self.cfg["evaluate"]
+        self.eval_batches = math.ceil(ev["runs"] / ev["runs_per_job"])
+
+    def shard(self, job: int) -> str:
+        return f"{self.out}/dataset/shards/shard-{job}.h5"
+
+    def shards(self) -> list[str]:
+        return [self.shard(j["job"]) for j in self.jobs]
+
+    def wave_of_job(self, job: int) -> int:
+        return self.jobs[job]["wave"]
+
+    def shards_before_wave(self, wave: int) -> list[str]:
+        return [self.shard(j["job"]) for j in self.jobs if j["wave"] < wave]
+
+    def run_batches(self) -> list[str]:
+        return [f"{self.out}/attack/runs/batch-{b}.h5" for b in range(self.eval_batches)]
+
+    def restorer_of(self, method: str) -> str | None:
+        return next((r for r, ms in RESTORERS.items() if method in ms), None)
+
+    def report_files(self) -> list[str]:
+        r = f"{self.out}/report"
+        n = 2 * self.cfg["evaluate"]["images_per_class"]
+        pages = math.ceil(n / self.cfg["report"]["appendix_per_page"])
+        return (
+            [f"{r}/tables/{t}" for t in ("per_image.csv", "summary.csv", "summary.md", "summary.tex")]
+            + [f"{r}/curves/sorted_ssim.csv", f"{r}/curves/sorted_haarpsi.csv", f"{r}/metrics.json"]
+            + [f"{r}/figures/{f}.png" for f in ("fig1_grid", "fig2_sorted", "fig3_scatter", "fig5_halves")]
+            + [f"{r}/figures/appendix_{p + 1:02d}.png" for p in range(pages)]
+        )

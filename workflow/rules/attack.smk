@@ -1,0 +1,39 @@
+# attack stage (evaluation setting, paper 5.1): the target network trained on held-out
+# images and batches of reconstruction runs with random hyperparameters. GPU rules.
+
+
+rule attack_target:
+    input:
+        f"{OUT}/data/heldout.h5",
+    output:
+        f"{OUT}/attack/target.pt",
+    params:
+        cfg=section("evaluate", "train"),
+        net=section("attack", "target"),
+    log:
+        f"{OUT}/logs/attack_target.log",
+    threads: 2
+    resources:
+        runtime=600,
+        mem_mb=8000,
+    shell:
+        cli("attack target") + " --heldout {input} --out {output} > {log} 2>&1"
+
+
+rule attack_runs:
+    input:
+        f"{OUT}/attack/target.pt",
+    output:
+        f"{OUT}/attack/runs/batch-{{batch}}.h5",
+    params:
+        cfg=section("evaluate"),
+    wildcard_constraints:
+        batch=r"\d+",
+    log:
+        f"{OUT}/logs/attack_runs/batch-{{batch}}.log",
+    threads: 2
+    resources:
+        runtime=720,
+        mem_mb=16000,
+    shell:
+        cli("attack runs") + " --target {input} --batch {wildcards.batch} --out {output} > {log} 2>&1"

@@ -1,0 +1,32 @@
+# Shared plumbing: validate params.yaml, resolve the preset, and build command lines.
+import sys
+
+from recon_restore.config import Params, validate_params
+from recon_restore.errors import UserError
+from recon_restore.workflow import Plan
+
+PARAMS_FILE = workflow.configfiles[0] if workflow.configfiles else "params.yaml"
+try:
+    validate_params(config, PARAMS_FILE)
+except UserError as e:
+    raise WorkflowError(f"recon-restore: {e}")
+PRM = Params(config, PARAMS_FILE)
+PLAN = Plan(PRM)
+OUT = PLAN.out
+CFG = PRM.cfg
+
+
+def cli(command):
+    """A recon-restore command with this workflow's params file and preset."""
+    return (
+        f"RECON_RESTORE_THREADS={{threads}} {sys.executable} -m recon_restore {command} "
+        f"--params {PARAMS_FILE} --preset {PRM.preset} --overwrite --progress"
+    )
+
+
+def section(*keys):
+    """A params section, declared as rule params so that Snakemake reruns on changes."""
+    node = CFG
+    for k in keys:
+        node = node[k]
+    return repr(node)

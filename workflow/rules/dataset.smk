@@ -1,0 +1,59 @@
+# dataset stage (paper 2-3): per-wave run plans, one shard per job (train + reconstruct +
+# match; a GPU rule), and the manifest.
+
+
+rule dataset_plan:
+    input:
+        pool=f"{OUT}/data/pool.h5",
+        shards=lambda w: PLAN.shards_before_wave(int(w.wave)),
+    output:
+        f"{OUT}/dataset/plans/wave-{{wave}}.json",
+    params:
+        cfg=section("dataset"),
+        per_class=section("attack", "train", "images_per_class"),
+    wildcard_constraints:
+        wave=r"\d+",
+    log:
+        f"{OUT}/logs/dataset_plan/wave-{{wave}}.log",
+    threads: 1
+    resources:
+        runtime=30,
+        mem_mb=4000,
+    shell:
+        cli("dataset plan") + " --pool {input.pool} --wave {wildcards.wave} --shards {input.shards} --out {output} > {log} 2>&1"
+
+
+rule dataset_shard:
+    input:
+        pool=f"{OUT}/data/pool.h5",
+        plan=lambda w: f"{OUT}/dataset/plans/wave-{PLAN.wave_of_job(int(w.job))}.json",
+    output:
+        f"{OUT}/dataset/shards/shard-{{job}}.h5",
+    params:
+        attack=section("attack"),
+        dataset=section("dataset"),
+    wildcard_constraints:
+        job=r"\d+",
+    log:
+        f"{OUT}/logs/dataset_shard/shard-{{job}}.log",
+    threads: 2
+    resources:
+        runtime=720,
+        mem_mb=16000,
+    shell:
+        cli("dataset shard") + " --pool {input.pool} --plan {input.plan} --job {wildcards.job} --out {output} > {log} 2>&1"
+
+
+rule dataset_manifest:
+    input:
+        PLAN.shards(),
+    output:
+        f"{OUT}/dataset/manifest.json",
+    log:
+        f"{OUT}/logs/dataset_manifest.log",
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=4000,
+    shell:
+        cli("dataset manifest") + " --shards {input} --out {output} > {log} 2>&1"

@@ -1,0 +1,70 @@
+# evaluate stage (paper 5.1): plain reconstructions, restoration by every method (GPU rule
+# for the diffusion sampler), best match per training image.
+
+
+rule evaluate_collect:
+    input:
+        target=f"{OUT}/attack/target.pt",
+        runs=PLAN.run_batches(),
+    output:
+        f"{OUT}/evaluate/plain.h5",
+    log:
+        f"{OUT}/logs/evaluate_collect.log",
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=16000,
+    shell:
+        cli("evaluate collect") + " --target {input.target} --runs {input.runs} --out {output} > {log} 2>&1"
+
+
+def restore_checkpoint(wildcards):
+    return [] if wildcards.restorer == "tv" else [f"{OUT}/restorers/{wildcards.restorer}.pt"]
+
+
+rule evaluate_restore:
+    input:
+        plain=f"{OUT}/evaluate/plain.h5",
+        checkpoint=restore_checkpoint,
+    output:
+        f"{OUT}/evaluate/restored/{{restorer}}.h5",
+    params:
+        cfg=lambda w: section("restorers", w.restorer),
+        checkpoint=lambda w, input: f"--checkpoint {input.checkpoint}" if input.checkpoint else "",
+    wildcard_constraints:
+        restorer="tv|bfdncnn|edm",
+    log:
+        f"{OUT}/logs/evaluate_restore/{{restorer}}.log",
+    threads: 2
+    resources:
+        runtime=720,
+        mem_mb=16000,
+    shell:
+        cli("evaluate restore") + " --restorer {wildcards.restorer} --plain {input.plain} {params.checkpoint} --out {output} > {log} 2>&1"
+
+
+def match_restored(wildcards):
+    r = PLAN.restorer_of(wildcards.method)
+    return [] if r is None else [f"{OUT}/evaluate/restored/{r}.h5"]
+
+
+rule evaluate_match:
+    input:
+        target=f"{OUT}/attack/target.pt",
+        plain=f"{OUT}/evaluate/plain.h5",
+        restored=match_restored,
+    output:
+        f"{OUT}/evaluate/match/{{method}}.csv",
+    params:
+        cfg=section("evaluate", "best_match"),
+        restored=lambda w, input: f"--restored {input.restored}" if input.restored else "",
+    wildcard_constraints:
+        method="plain|tv|bfdncnn|edm_single|edm_averaged",
+    log:
+        f"{OUT}/logs/evaluate_match/{{method}}.log",
+    threads: 1
+    resources:
+        runtime=240,
+        mem_mb=16000,
+    shell:
+        cli("evaluate match") + " --method {wildcards.method} --target {input.target} --plain {input.plain} {params.restored} --out {output} > {log} 2>&1"

@@ -1,0 +1,23 @@
+# report stage (paper 5, appendix): tables, figures, metrics JSON, DVC plot curves.
+from recon_restore.workflow import METHODS
+
+
+rule report:
+    input:
+        target=f"{OUT}/attack/target.pt",
+        plain=f"{OUT}/evaluate/plain.h5",
+        restored=expand(f"{OUT}/evaluate/restored/{{r}}.h5", r=["tv", "bfdncnn", "edm"]),
+        matches=expand(f"{OUT}/evaluate/match/{{m}}.csv", m=METHODS),
+    output:
+        PLAN.report_files(),
+    params:
+        cfg=section("report"),
+        out=f"{OUT}/report",
+    log:
+        f"{OUT}/logs/report.log",
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=8000,
+    shell:
+        cli("report build") + " --target {input.target} --plain {input.plain} --restored {input.restored} --matches {input.matches} --out-dir {params.out} > {log} 2>&1"

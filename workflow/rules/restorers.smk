@@ -1,0 +1,22 @@
+# restorers stage (paper 3-4): train the conditional EDM restorer and BF-DnCNN. GPU rule.
+
+
+rule restorers_train:
+    input:
+        f"{OUT}/dataset/manifest.json",
+    output:
+        checkpoint=f"{OUT}/restorers/{{method}}.pt",
+        history=f"{OUT}/restorers/{{method}}-history.csv",
+    params:
+        cfg=lambda w: section("restorers", w.method),
+        resample=section("dataset", "resample"),
+    wildcard_constraints:
+        method="edm|bfdncnn",
+    log:
+        f"{OUT}/logs/restorers_train/{{method}}.log",
+    threads: 2
+    resources:
+        runtime=2880,
+        mem_mb=16000,
+    shell:
+        cli("restorers train") + " --method {wildcards.method} --manifest {input} --out {output.checkpoint} --history {output.history} > {log} 2>&1"
