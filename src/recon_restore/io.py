@@ -112,7 +112,7 @@ def provenance(cfg: Any = None, seed: int | None = None, **extra: Any) -> dict[s
     out: dict[str, Any] = {
         "package": "recon-restore",
         "package_version": __version__,
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),
         "python": platform.python_version(),
         "created_unix": int(time.time()),
     }
@@ -130,6 +130,8 @@ def set_attrs(obj: h5py.HLObject, attrs: dict[str, Any]) -> None:
             obj.attrs[k] = json.dumps(v, default=_json_default)
         elif v is None:
             obj.attrs[k] = "null"
+        elif isinstance(v, str):
+            obj.attrs[k] = str(v)  # plain str (e.g. torch.__version__ is a str subclass)
         else:
             obj.attrs[k] = v
 

@@ -12,7 +12,7 @@ rule attack_target:
         net=section("attack", "target"),
     log:
         f"{OUT}/logs/attack_target.log",
-    threads: 2
+    threads: 1
     resources:
         runtime=600,
         mem_mb=8000,
@@ -31,7 +31,7 @@ rule attack_runs:
         batch=r"\d+",
     log:
         f"{OUT}/logs/attack_runs/batch-{{batch}}.log",
-    threads: 2
+    threads: 1
     resources:
         runtime=720,
         mem_mb=16000,

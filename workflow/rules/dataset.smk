@@ -36,7 +36,7 @@ rule dataset_shard:
         job=r"\d+",
     log:
         f"{OUT}/logs/dataset_shard/shard-{{job}}.log",
-    threads: 2
+    threads: 1
     resources:
         runtime=720,
         mem_mb=16000,

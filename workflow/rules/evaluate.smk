@@ -35,7 +35,7 @@ rule evaluate_restore:
         restorer="tv|bfdncnn|edm",
     log:
         f"{OUT}/logs/evaluate_restore/{{restorer}}.log",
-    threads: 2
+    threads: lambda w: 2 if w.restorer == "edm" else 1
     resources:
         runtime=720,
         mem_mb=16000,

@@ -14,7 +14,8 @@ rule restorers_train:
         method="edm|bfdncnn",
     log:
         f"{OUT}/logs/restorers_train/{{method}}.log",
-    threads: 2
+    threads: lambda w: 2 if w.method == "edm" else 1
+    priority: 10
     resources:
         runtime=2880,
         mem_mb=16000,

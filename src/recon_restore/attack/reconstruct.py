@@ -168,7 +168,8 @@ def reconstruct(
             sel = torch.nonzero(~drop).flatten()
             active = active[sel.cpu()]
             x, lam, out_gx, out_gl = x[sel], lam[sel], out.grad_x[sel], out.grad_lam[sel]
-            hp_a, w_a, theta_sq = hp_a.select(sel), w_a.select(sel), theta_sq[sel]
+            hp_a, w_a = hp_a.select(sel), w_a.select(sel)
+            theta_sq = theta_sq if theta_sq.shape[0] == 1 else theta_sq[sel]  # one shared network
             opt_x.select(sel)
             opt_l.select(sel)
             if not len(active):

@@ -10,19 +10,10 @@ tiles (pixel std below ``min_std``) are dropped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ..errors import UserError
-
-
-@dataclass
-class PatchSet:
-    images: np.ndarray  # (N, 3, 32, 32) uint8
-    labels: np.ndarray  # (N,) int8, -1 or +1
-    ids: np.ndarray  # (N,) int64, index into the full tile list
-    sources: list[str]  # photo name per patch
+from .store import ImageSet
 
 
 def load_photo(name: str) -> np.ndarray:
@@ -72,11 +63,11 @@ def _tiles(photo: np.ndarray, short_sides: list[int], cells: int, heldout_cells:
     return out
 
 
-def make_demo_sets(cfg: dict, seed: int) -> tuple[PatchSet, PatchSet]:
+def make_demo_sets(cfg: dict, seed: int) -> tuple[ImageSet, ImageSet]:
     """Build the (pool, held-out) patch sets described by params ``data.demo``."""
     rng = np.random.default_rng(seed)
     cells = int(cfg["cells"])
-    all_tiles, all_labels, all_src, all_held = [], [], [], []
+    all_tiles, all_labels, all_held = [], [], []
     for label, names in ((-1, cfg["negative"]), (1, cfg["positive"])):
         for name in names:
             photo = load_photo(name)
@@ -86,14 +77,13 @@ def make_demo_sets(cfg: dict, seed: int) -> tuple[PatchSet, PatchSet]:
             for tile, is_held in _tiles(photo, cfg["short_sides"], cells, held, cfg["min_std"]):
                 all_tiles.append(tile)
                 all_labels.append(label)
-                all_src.append(name)
                 all_held.append(is_held)
     tiles = np.stack(all_tiles)
     labels = np.asarray(all_labels, dtype=np.int8)
     held = np.asarray(all_held)
     ids = np.arange(len(tiles), dtype=np.int64)
 
-    def pick(mask: np.ndarray, per_class: int, what: str) -> PatchSet:
+    def pick(mask: np.ndarray, per_class: int, what: str) -> ImageSet:
         chosen = []
         for label in (-1, 1):
             idx = ids[mask & (labels == label)]
@@ -104,7 +94,7 @@ def make_demo_sets(cfg: dict, seed: int) -> tuple[PatchSet, PatchSet]:
                 )
             chosen.append(np.sort(rng.choice(idx, size=per_class, replace=False)))
         sel = np.concatenate(chosen)
-        return PatchSet(tiles[sel], labels[sel], sel, [all_src[i] for i in sel])
+        return ImageSet(tiles[sel], labels[sel], sel)
 
     return pick(~held, int(cfg["pool_per_class"]), "pool_per_class"), pick(
         held, int(cfg["heldout_per_class"]), "heldout_per_class"

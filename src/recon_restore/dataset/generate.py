@@ -90,7 +90,7 @@ def run_batch(pool: ImageSet, runs: list[dict], cfg: dict, device: torch.device,
         targets["run"].append(np.full(n, r["run"], dtype=np.int64))
         count, accepted = 0, 0
         if snaps:
-            mt = match_candidates(snaps, X[j], mcfg["ssim_variant"], mcfg["threshold"], mcfg["margin"])
+            mt = match_candidates({k: v.float() for k, v in snaps.items()}, X[j].float(), mcfg["ssim_variant"], mcfg["threshold"], mcfg["margin"])
             accepted = len(mt.candidate)
             for c, t, mg in zip(mt.candidate, mt.target, mt.margin):
                 eps = [ep for ep, s in snaps.items() if not torch.isnan(s[c]).any()]

@@ -53,10 +53,11 @@ def collect_cmd(args) -> None:
     tgt = load_target(args.target)
     mean = tgt["mean"].double()
     imgs, run, snap, cand, yy = [], [], [], [], []
-    table = []
+    table, criteria = [], set()
     for path in args.runs:
         with open_h5(path, "attack runs file") as f:
             require_datasets(f, ["snapshots", "snapshot_iterations", "status", "hparams", "y"])
+            criteria.add(str(f.attrs.get("abort_criterion", "unknown")))
             iters = f["snapshot_iterations"][()]
             status = f["status"][()]
             y = f["y"][()]
@@ -94,7 +95,7 @@ def collect_cmd(args) -> None:
                 g.create_dataset(c, data=col.astype("S") if col.dtype == object else col)
             set_attrs(f, provenance(prm.cfg, prm.seed, preset=prm.preset, runs_total=len(df),
                                     runs_ok=int((df.status == "ok").sum()), runs_aborted=int((df.status == "aborted").sum()),
-                                    runs_failed=int((df.status == "failed").sum())))
+                                    runs_failed=int((df.status == "failed").sum()), abort_criterion=",".join(sorted(criteria))))
     log.info("plain reconstructions: %d from %d successful runs (%d aborted, %d failed)", len(images),
              int((df.status == "ok").sum()), int((df.status == "aborted").sum()), int((df.status == "failed").sum()))
 

@@ -35,8 +35,8 @@ def best_match(cands: torch.Tensor, targets: torch.Tensor, half: np.ndarray, var
                topk: int | None = 32, chunk: int | None = None) -> MatchResult:
     """cands (N, 3, H, W) and targets (M, 3, H, W) in [0, 1]; half: (N,) in {0, 1}."""
     n, m = cands.shape[0], targets.shape[0]
-    cands = cands.double()
-    targets = targets.double()
+    cands = cands.float()
+    targets = targets.float()
     half_t = torch.as_tensor(half, dtype=torch.long)
     best = torch.full((m,), -float("inf"), dtype=torch.float64)
     arg = torch.full((m,), -1, dtype=torch.long)

@@ -111,17 +111,21 @@ class _Side:
 
 
 def _pair_block(xs: _Side, ys: _Side, haim: bool) -> torch.Tensor:
-    """SSIM matrix (n, M) of a block of left images against all right images."""
-    cov = torch.bmm(xs.a, ys.a.transpose(1, 2))  # (CP, n, M)
+    """SSIM matrix (n, M) of a block of left images against all right images.
+
+    The epilogue works in place on the (C*P, n, M) covariance block to keep memory
+    traffic to a few passes: num = (2 mx my + C1)(2 cov + C2), den = (mx^2 + my^2 + C1)(vx + vy + C2).
+    """
     mx = xs.mu.t().unsqueeze(2)  # (CP, n, 1)
     my = ys.mu.t().unsqueeze(1)  # (CP, 1, M)
-    vx = xs.var.t().unsqueeze(2)
-    vy = ys.var.t().unsqueeze(1)
-    num = (2 * mx * my + C1) * (2 * cov + C2)
-    den = (mx * mx + my * my + C1) * (vx + vy + C2)
+    num = torch.bmm(xs.a, ys.a.transpose(1, 2))  # cov, (CP, n, M)
+    num.mul_(2).add_(C2)
+    num.mul_(torch.bmm(mx, my).mul_(2).add_(C1))
+    den = (mx * mx + C1) + (my * my)
+    den.mul_((xs.var.t().unsqueeze(2) + C2) + ys.var.t().unsqueeze(1))
     if haim:
-        den = den + EPS
-    return (num / den).mean(0)
+        den.add_(EPS)
+    return num.div_(den).mean(0)
 
 
 def _blocks(a: torch.Tensor, b: torch.Tensor, variant: str, chunk: int | None):

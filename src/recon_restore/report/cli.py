@@ -73,7 +73,7 @@ def build_cmd(args) -> None:
     with open_h5(args.plain, "plain reconstructions") as f:
         plain = f["images"][()]
         runs = {k: int(f.attrs[k]) for k in ("runs_total", "runs_ok", "runs_aborted", "runs_failed")}
-        criterion = None
+        criterion = str(f.attrs.get("abort_criterion", "unknown"))
     restored = {"plain": plain}
     for p in args.restored:
         with open_h5(p, "restored reconstructions") as f:
@@ -87,7 +87,7 @@ def build_cmd(args) -> None:
         "images": int(len(matches["plain"])),
         "plain_reconstructions": int(len(plain)),
         "runs": runs,
-        "abort_criterion": ev["reconstruct"]["abort"]["criterion"] if criterion is None else criterion,
+        "abort_criterion": criterion,
         "methods": {r["method"]: {k: (int(v) if k in ("good", "images") else round(float(v), 6))
                                   for k, v in r.items() if k not in ("method", "name") and pd.notna(v)}
                     for r in summ.to_dict("records")},

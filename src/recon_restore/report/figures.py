@@ -68,7 +68,7 @@ def figure5(matches: dict[str, pd.DataFrame], methods: list[str], path: Path) ->
 
 def grid(rows: list[tuple[str, np.ndarray]], path: Path, per_row: int = 15) -> None:
     """Image grid: for each block of ``per_row`` images, one row per method then the target.
-    rows: [(label, (K, 3, 32, 32) uint8 or float in [0, 1])]; a missing image is black."""
+    rows: [(label, (K, 3, 32, 32) uint8 or float in [0, 1])]; positions past the end stay white."""
     k = rows[0][1].shape[0]
     blocks = int(np.ceil(k / per_row))
     nrow = blocks * len(rows)
@@ -77,7 +77,7 @@ def grid(rows: list[tuple[str, np.ndarray]], path: Path, per_row: int = 15) -> N
     for b in range(blocks):
         for j, (label, imgs) in enumerate(rows):
             ax = axes[b * len(rows) + j]
-            strip = np.zeros((32, per_row * 34, 3))
+            strip = np.ones((32, per_row * 34 - 2, 3))
             for i in range(per_row):
                 idx = b * per_row + i
                 if idx >= k:

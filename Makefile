@@ -1,0 +1,32 @@
+# Two commands for a new user:
+#   make demo   create .venv, install, run the offline demo workflow (results/demo/)
+#   make test   create .venv, install, run the test suite (what CI runs)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CORES ?= all
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast install clean-demo slurm-dry-run
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	# PyPI's torch/torchvision (not a local CPU-only wheel: piq needs a matching torchvision)
+	PIP_FIND_LINKS= $(VENV)/bin/pip install --disable-pip-version-check -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	PATH=$(abspath $(VENV))/bin:$$PATH snakemake --cores $(CORES) --workflow-profile none
+
+test: install
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m pytest -m "not slow and not slurm" $(PYTEST_ARGS)
+
+slurm-dry-run: install
+	PATH=$(abspath $(VENV))/bin:$$PATH snakemake -n --profile workflow/profiles/slurm --config preset=paper
+
+clean-demo:
+	rm -rf results/demo .snakemake

@@ -1,0 +1,166 @@
+"""Every stage's CLI on the tiny preset, in process: the pipeline without Snakemake,
+resumption after a kill, the user-facing ``restore`` and one-line errors."""
+
+import json
+import shutil
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from recon_restore.cli import main
+from recon_restore.dataset.shards import read_shard, verify_shard
+
+
+def run(*args) -> int:
+    return main([str(a) for a in args])
+
+
+@pytest.fixture
+def pipeline(tmp_path, tiny_params):
+    """Run the whole pipeline on the tiny preset; returns the output folder."""
+    P = ["--params", tiny_params]
+    o = tmp_path / "out"
+    assert run("data", "prepare", *P, "--pool", o / "pool.h5", "--heldout", o / "held.h5") == 0
+    assert run("attack", "target", *P, "--heldout", o / "held.h5", "--out", o / "target.pt") == 0
+    for b in (0, 1):
+        assert run("attack", "runs", *P, "--target", o / "target.pt", "--batch", b, "--out", o / f"runs-{b}.h5") == 0
+    assert run("dataset", "plan", *P, "--pool", o / "pool.h5", "--wave", 0, "--out", o / "wave-0.json") == 0
+    for j in (0, 1):
+        assert run("dataset", "shard", *P, "--pool", o / "pool.h5", "--plan", o / "wave-0.json", "--job", j, "--out", o / f"shard-{j}.h5") == 0
+    assert run("dataset", "plan", *P, "--pool", o / "pool.h5", "--wave", 1, "--shards", o / "shard-0.h5", o / "shard-1.h5", "--out", o / "wave-1.json") == 0
+    assert run("dataset", "shard", *P, "--pool", o / "pool.h5", "--plan", o / "wave-1.json", "--job", 2, "--out", o / "shard-2.h5") == 0
+    shards = [o / f"shard-{j}.h5" for j in range(3)]
+    assert run("dataset", "manifest", *P, "--shards", *shards, "--out", o / "manifest.json") == 0
+    for m in ("edm", "bfdncnn"):
+        assert run("restorers", "train", *P, "--method", m, "--manifest", o / "manifest.json", "--out", o / f"{m}.pt", "--history", o / f"{m}.csv") == 0
+    assert run("evaluate", "collect", *P, "--target", o / "target.pt", "--runs", o / "runs-0.h5", o / "runs-1.h5", "--out", o / "plain.h5") == 0
+    assert run("evaluate", "restore", *P, "--restorer", "tv", "--plain", o / "plain.h5", "--out", o / "tv.h5") == 0
+    for m in ("edm", "bfdncnn"):
+        assert run("evaluate", "restore", *P, "--restorer", m, "--plain", o / "plain.h5", "--checkpoint", o / f"{m}.pt", "--out", o / f"r-{m}.h5") == 0
+    files = {"plain": None, "tv": o / "tv.h5", "bfdncnn": o / "r-bfdncnn.h5", "edm_single": o / "r-edm.h5", "edm_averaged": o / "r-edm.h5"}
+    for m, f in files.items():
+        extra = [] if f is None else ["--restored", f]
+        assert run("evaluate", "match", *P, "--method", m, "--target", o / "target.pt", "--plain", o / "plain.h5", *extra, "--out", o / "match" / f"{m}.csv") == 0
+    assert run("report", "build", *P, "--target", o / "target.pt", "--plain", o / "plain.h5", "--restored", o / "tv.h5", o / "r-bfdncnn.h5", o / "r-edm.h5",
+               "--matches", *[o / "match" / f"{m}.csv" for m in files], "--out-dir", o / "report") == 0
+    return o
+
+
+def test_pipeline_through_the_cli(pipeline):
+    o = pipeline
+    metrics = json.loads((o / "report" / "metrics.json").read_text())
+    assert set(metrics["methods"]) == {"plain", "tv", "bfdncnn", "edm_single", "edm_averaged"}
+    assert metrics["images"] == 8 and metrics["runs"]["runs_total"] == 3
+    per_image = pd.read_csv(o / "report" / "tables" / "per_image.csv")
+    assert len(per_image) == 8
+    for m in metrics["methods"]:
+        assert metrics["methods"][m]["good"] == int((per_image[f"ssim_{m}"] > 0.4).sum())
+    summary = (o / "report" / "tables" / "summary.tex").read_text()
+    assert r"\begin{tabular}" in summary and "Ours averaged" in summary
+    for f in ("fig1_grid", "fig2_sorted", "fig3_scatter", "fig5_halves", "appendix_01"):
+        assert (o / "report" / "figures" / f"{f}.png").read_bytes()[:4] == b"\x89PNG"
+    curves = pd.read_csv(o / "report" / "curves" / "sorted_ssim.csv")
+    assert (np.diff(curves["plain"].to_numpy()) <= 0).all()
+    with h5py.File(o / "plain.h5") as f:
+        assert f["images"].shape[1:] == (3, 32, 32) and f["images"][()].min() >= 0 and f["images"][()].max() <= 1
+        assert f.attrs["runs_total"] == 3
+    for j in range(3):
+        verify_shard(o / f"shard-{j}.h5")
+    plan = json.loads((o / "wave-1.json").read_text())
+    assert plan["phase"] == "least_seen" and len(plan["runs"]) == 2
+
+
+def test_killed_shard_job_resumes_to_the_same_shard(pipeline, tmp_path, tiny_params, monkeypatch):
+    import recon_restore.dataset.cli as dcli
+    import recon_restore.dataset.shards as shards_mod
+
+    o = pipeline
+    calls = {"n": 0}
+    real = dcli.__dict__.get("generate_job")
+    from recon_restore.dataset import generate
+
+    orig_batch = generate.run_batch
+
+    def dying_batch(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # killed while on its second batch of runs
+        return orig_batch(*a, **k)
+
+    tiny = tiny_params.read_text().replace("runs_per_batch: 2", "runs_per_batch: 1", 1)
+    p2 = tmp_path / "p2.yaml"
+    p2.write_text(tiny)
+    out = tmp_path / "resumed.h5"
+    monkeypatch.setattr(generate, "run_batch", dying_batch)
+    with pytest.raises(KeyboardInterrupt):
+        run("dataset", "shard", "--params", p2, "--pool", o / "pool.h5", "--plan", o / "wave-0.json", "--job", 0, "--out", out)
+    assert not out.exists() and len(list((tmp_path / "resumed.h5.parts").glob("*.npz"))) == 1
+    monkeypatch.setattr(generate, "run_batch", orig_batch)
+    assert run("dataset", "shard", "--params", p2, "--pool", o / "pool.h5", "--plan", o / "wave-0.json", "--job", 0, "--out", out) == 0
+    assert not (tmp_path / "resumed.h5.parts").exists()
+    fresh = tmp_path / "fresh.h5"
+    assert run("dataset", "shard", "--params", p2, "--pool", o / "pool.h5", "--plan", o / "wave-0.json", "--job", 0, "--out", fresh) == 0
+    a, b = read_shard(out), read_shard(fresh)
+    for k in a.pairs:
+        assert np.array_equal(a.pairs[k], b.pairs[k]), k
+    assert np.array_equal(a.targets["image"], b.targets["image"])
+
+
+def test_killed_restorer_training_resumes_identically(pipeline, tmp_path, tiny_params, monkeypatch):
+    from recon_restore.restorers import train as tr
+
+    o = pipeline
+    P = ["--params", tiny_params]
+    ref = tmp_path / "ref.pt"
+    assert run("restorers", "train", *P, "--method", "bfdncnn", "--manifest", o / "manifest.json", "--out", ref) == 0
+    orig = tr._save_state
+
+    def save_then_die(*a, **k):
+        orig(*a, **k)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tr, "_save_state", save_then_die)
+    out = tmp_path / "resumed.pt"
+    with pytest.raises(KeyboardInterrupt):
+        run("restorers", "train", *P, "--method", "bfdncnn", "--manifest", o / "manifest.json", "--out", out)
+    assert not out.exists() and (tmp_path / "resumed.pt.train-state").exists()
+    monkeypatch.setattr(tr, "_save_state", orig)
+    assert run("restorers", "train", *P, "--method", "bfdncnn", "--manifest", o / "manifest.json", "--out", out) == 0
+    a = torch.load(ref, weights_only=True)["state_dict"]
+    b = torch.load(out, weights_only=True)["state_dict"]
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_user_restore_command(pipeline, tmp_path, capsys):
+    o = pipeline
+    imgs = np.random.default_rng(0).random((4, 3, 32, 32)).astype(np.float32)
+    np.save(tmp_path / "mine.npy", imgs)
+    assert run("restore", "--checkpoint", o / "edm.pt", "--input", tmp_path / "mine.npy", "--output", tmp_path / "out.npy", "--samples", 2, "--steps", 3) == 0
+    out = np.load(tmp_path / "out.npy")
+    assert out.shape == (4, 3, 32, 32) and 0 <= out.min() and out.max() <= 1
+    assert np.load(tmp_path / "out_std.npy").shape == (4,)
+    assert run("restore", "--checkpoint", o / "bfdncnn.pt", "--input", tmp_path / "mine.npy", "--output", tmp_path / "pngs") == 0
+    assert len(list((tmp_path / "pngs").glob("*.png"))) == 4
+    assert run("restore", "--checkpoint", o / "bfdncnn.pt", "--input", tmp_path / "pngs", "--output", tmp_path / "again.h5") == 0
+    with h5py.File(tmp_path / "again.h5") as f:
+        assert f["restored"].shape == (4, 3, 32, 32)
+    # refuses to overwrite
+    assert run("restore", "--checkpoint", o / "bfdncnn.pt", "--input", tmp_path / "mine.npy", "--output", tmp_path / "out.npy") == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_errors_are_one_clear_line(tmp_path, tiny_params, capsys):
+    code = run("attack", "target", "--params", tiny_params, "--heldout", tmp_path / "nope.h5", "--out", tmp_path / "t.pt")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "nope.h5" in err[0] and "does not exist" in err[0]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(tiny_params.read_text().replace("good_threshold:", "good_treshold:", 1))
+    code = run("params", "validate", "--params", bad)
+    err = capsys.readouterr().err
+    assert code == 2 and "good_treshold" in err and "did you mean 'good_threshold'" in err
+    (tmp_path / "corrupt.h5").write_bytes(b"definitely not hdf5")
+    code = run("evaluate", "collect", "--params", tiny_params, "--target", tmp_path / "t.pt", "--runs", tmp_path / "corrupt.h5", "--out", tmp_path / "p.h5")
+    assert code == 2 and "t.pt" in capsys.readouterr().err

@@ -1,0 +1,89 @@
+"""The Snakemake workflow, the SLURM profile and the DVC pipeline plan correctly."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+BIN = Path(sys.executable).parent
+ENV = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
+GPU_RULES = {"attack_target", "attack_runs", "dataset_shard", "restorers_train", "evaluate_restore"}
+
+
+def sm(*args, cwd=REPO, check=True):
+    p = subprocess.run([str(BIN / "snakemake"), *args], cwd=cwd, env=ENV, capture_output=True, text=True)
+    if check and p.returncode:
+        raise AssertionError(p.stdout + p.stderr)
+    return p
+
+
+def test_demo_dry_run_plans_every_stage(tmp_path):
+    out = sm("-n", "--forceall", "--cores", "2", "--workflow-profile", "none", "--quiet", "rules").stdout
+    for rule in ("data_prepare", "attack_target", "attack_runs", "dataset_plan", "dataset_shard", "dataset_manifest",
+                 "restorers_train", "evaluate_collect", "evaluate_restore", "evaluate_match", "report"):
+        assert rule in out, rule
+
+
+def test_slurm_profile_requests_gpus_for_gpu_rules_only():
+    prof = yaml.safe_load((REPO / "workflow/profiles/slurm/profile.yaml").read_text())
+    assert prof["executor"] == "slurm" and prof["slurm-status-command"] in ("squeue", "sacct") and prof["retries"] >= 1
+    res = prof["set-resources"]
+    assert set(res) == GPU_RULES
+    for rule, r in res.items():
+        assert ("gpu" in r) != ("gres" in r), rule  # one of the plugin's GPU resources, not both
+        assert "--gres" not in str(r.get("slurm_extra", "")) and "--gpus" not in str(r.get("slurm_extra", ""))
+        assert r["runtime"] > 0 and r["mem_mb"] > 0
+    assert "gpu" not in prof["default-resources"]
+
+
+def test_paper_preset_plans_on_slurm_with_gpu_requests():
+    p = sm("-n", "--profile", "workflow/profiles/slurm", "--config", "preset=paper", "-p", "--", "results/paper/dataset/plans/wave-0.json",
+           "results/paper/attack/runs/batch-0.h5", "results/paper/restorers/edm.pt")
+    out = p.stdout + p.stderr
+    blocks = out.split("rule ")
+    seen = set()
+    for b in blocks:
+        name = b.split(":", 1)[0].strip()
+        if name in GPU_RULES:
+            seen.add(name)
+            assert "gpu=1" in b and "slurm_partition=gpu" in b, b[:600]
+        elif name in ("dataset_plan", "data_prepare"):
+            assert "gpu=" not in b and "slurm_partition=cpu" in b
+    assert {"attack_target", "attack_runs", "dataset_shard", "restorers_train"} <= seen
+    # 100k + 50k runs in jobs of 100: the first wave alone has 1000 shard jobs
+    assert "dataset_shard     " in out or "dataset_shard" in out
+
+
+def test_bad_params_stop_the_workflow_with_one_clear_line(tmp_path):
+    doc = yaml.safe_load((REPO / "params.yaml").read_text())
+    doc["presets"]["demo"]["evaluate"]["runz"] = 3
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    p = sm("-n", "--cores", "1", "--configfile", str(bad), check=False)
+    assert p.returncode != 0 and "unknown key 'presets.demo.evaluate.runz'" in p.stdout + p.stderr
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is needed for DVC")
+def test_dvc_pipeline_orders_the_stages(tmp_path):
+    work = tmp_path / "repo"
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        (work / f).parent.mkdir(parents=True, exist_ok=True)
+        src = REPO / f
+        if src.is_symlink():
+            os.symlink(os.readlink(src), work / f)
+        elif src.is_file():
+            shutil.copy2(src, work / f)
+    subprocess.run(["git", "init", "-q"], cwd=work, check=True)
+    p = subprocess.run([str(BIN / "dvc"), "repro", "--dry"], cwd=work, env=ENV, capture_output=True, text=True)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out
+    order = [out.find(f"Running stage '{s}'") for s in ("data", "dataset", "restorers", "evaluate", "report")]
+    assert all(i >= 0 for i in order) and order == sorted(order), out
+    assert "snakemake results/demo/dataset/manifest.json" in out
