@@ -79,3 +79,37 @@ def subset_checksums(tmp_path) -> Path:
     p = tmp_path / "subset.md5"
     p.write_text("".join(f"{v}  {k}\n" for k, v in SUBSET_MD5.items()))
     return p
+
+
+# ---- slow tests: one local demo run shared by the end-to-end and SLURM tests -------------
+import shutil as _shutil
+import subprocess as _subprocess
+import sys as _sys
+
+BIN = Path(_sys.executable).parent
+ENV = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
+
+
+def copy_repo(dst: Path) -> Path:
+    """A fresh-clone-like copy: the files git tracks, committed in a new repository."""
+    files = _subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        src, out = REPO / f, dst / f
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_symlink():
+            os.symlink(os.readlink(src), out)
+        elif src.is_file():
+            _shutil.copy2(src, out)
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"]):
+        _subprocess.run(cmd, cwd=dst, check=True)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """The demo workflow run locally (``snakemake --cores 2``) in a temporary copy."""
+    work = copy_repo(tmp_path_factory.mktemp("demo") / "repo")
+    p = _subprocess.run([str(BIN / "snakemake"), "--cores", "2", "--workflow-profile", "none"], cwd=work, env=ENV,
+                        capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-5000:]
+    return work

@@ -74,13 +74,10 @@ def test_pipeline_through_the_cli(pipeline):
 
 
 def test_killed_shard_job_resumes_to_the_same_shard(pipeline, tmp_path, tiny_params, monkeypatch):
-    import recon_restore.dataset.cli as dcli
-    import recon_restore.dataset.shards as shards_mod
+    from recon_restore.dataset import generate
 
     o = pipeline
     calls = {"n": 0}
-    real = dcli.__dict__.get("generate_job")
-    from recon_restore.dataset import generate
 
     orig_batch = generate.run_batch
 

@@ -7,13 +7,32 @@ depends on, and which report files exist.
 
 from __future__ import annotations
 
+import hashlib
 import math
+from functools import lru_cache
+from pathlib import Path
 
 from .config import Params
 from .dataset.cli import layout
 from .evaluate.cli import RESTORERS
 
 METHODS = ["plain", "tv", "bfdncnn", "edm_single", "edm_averaged"]
+PACKAGE = Path(__file__).resolve().parent
+
+
+@lru_cache(maxsize=None)
+def code_hash(*subpackages: str) -> str:
+    """SHA-256 of the package sources a stage runs (its subpackages plus the shared
+    modules). Rules declare it as a param, so Snakemake reruns a rule when its code
+    changes, and `dvc repro` (which tracks the same sources) and Snakemake agree."""
+    h = hashlib.sha256()
+    files = sorted(PACKAGE.glob("*.py")) + sorted(PACKAGE.glob("schemas/*.yaml"))
+    for sub in subpackages:
+        files += sorted((PACKAGE / sub).rglob("*.py"))
+    for f in files:
+        h.update(str(f.relative_to(PACKAGE)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 class Plan:

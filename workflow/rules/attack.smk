@@ -10,6 +10,7 @@ rule attack_target:
     params:
         cfg=section("evaluate", "train"),
         net=section("attack", "target"),
+        code=code_hash("attack", "data"),
     log:
         f"{OUT}/logs/attack_target.log",
     threads: 1
@@ -27,6 +28,7 @@ rule attack_runs:
         f"{OUT}/attack/runs/batch-{{batch}}.h5",
     params:
         cfg=section("evaluate"),
+        code=code_hash("attack", "evaluate"),
     wildcard_constraints:
         batch=r"\d+",
     log:

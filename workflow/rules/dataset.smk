@@ -11,6 +11,7 @@ rule dataset_plan:
     params:
         cfg=section("dataset"),
         per_class=section("attack", "train", "images_per_class"),
+        code=code_hash("dataset", "data"),
     wildcard_constraints:
         wave=r"\d+",
     log:
@@ -32,11 +33,12 @@ rule dataset_shard:
     params:
         attack=section("attack"),
         dataset=section("dataset"),
+        code=code_hash("dataset", "attack", "data", "metrics"),
     wildcard_constraints:
         job=r"\d+",
     log:
         f"{OUT}/logs/dataset_shard/shard-{{job}}.log",
-    threads: 1
+    threads: 2
     resources:
         runtime=720,
         mem_mb=16000,
@@ -49,6 +51,8 @@ rule dataset_manifest:
         PLAN.shards(),
     output:
         f"{OUT}/dataset/manifest.json",
+    params:
+        code=code_hash("dataset"),
     log:
         f"{OUT}/logs/dataset_manifest.log",
     threads: 1

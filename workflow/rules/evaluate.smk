@@ -8,6 +8,8 @@ rule evaluate_collect:
         runs=PLAN.run_batches(),
     output:
         f"{OUT}/evaluate/plain.h5",
+    params:
+        code=code_hash("evaluate", "metrics", "attack"),
     log:
         f"{OUT}/logs/evaluate_collect.log",
     threads: 1
@@ -30,6 +32,7 @@ rule evaluate_restore:
         f"{OUT}/evaluate/restored/{{restorer}}.h5",
     params:
         cfg=lambda w: section("restorers", w.restorer),
+        code=code_hash("evaluate", "restorers", "metrics"),
         checkpoint=lambda w, input: f"--checkpoint {input.checkpoint}" if input.checkpoint else "",
     wildcard_constraints:
         restorer="tv|bfdncnn|edm",
@@ -57,6 +60,7 @@ rule evaluate_match:
         f"{OUT}/evaluate/match/{{method}}.csv",
     params:
         cfg=section("evaluate", "best_match"),
+        code=code_hash("evaluate", "metrics", "attack"),
         restored=lambda w, input: f"--restored {input.restored}" if input.restored else "",
     wildcard_constraints:
         method="plain|tv|bfdncnn|edm_single|edm_averaged",

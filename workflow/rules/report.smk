@@ -12,6 +12,7 @@ rule report:
         PLAN.report_files(),
     params:
         cfg=section("report"),
+        code=code_hash("report", "attack"),
         out=f"{OUT}/report",
     log:
         f"{OUT}/logs/report.log",

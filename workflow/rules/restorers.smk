@@ -10,11 +10,12 @@ rule restorers_train:
     params:
         cfg=lambda w: section("restorers", w.method),
         resample=section("dataset", "resample"),
+        code=code_hash("restorers", "dataset", "metrics"),
     wildcard_constraints:
         method="edm|bfdncnn",
     log:
         f"{OUT}/logs/restorers_train/{{method}}.log",
-    threads: lambda w: 2 if w.method == "edm" else 1
+    threads: 2
     priority: 10
     resources:
         runtime=2880,

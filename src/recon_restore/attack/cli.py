@@ -92,8 +92,7 @@ def runs_cmd(args) -> None:
     dt = dtype_of(rc["precision"])
     w = tgt["w"].to(device=dev, dtype=dt)
     train_x = (tgt["images"].double() / 255 - tgt["mean"]).flatten(1)
-    cfg = ReconConfig(ev["images_per_class"] if rc["candidates_per_class"] == "match" else rc["candidates_per_class"],
-                      rc["iterations"], rc["snapshots"], rc["optimizer"], rc["momentum"],
+    cfg = ReconConfig(rc["candidates_per_class"], rc["iterations"], rc["snapshots"], rc["optimizer"], rc["momentum"],
                       rc["abort"]["at"], rc["abort"]["criterion"], rc["abort"]["threshold"])
     hps = [draw_run(prm.seed, r, rc["ranges"], rc["lambda_lr"]) for r in run_ids]
     out = Path(args.out)

@@ -36,6 +36,12 @@ class Weights:
     def to(self, **kw) -> "Weights":
         return Weights(*(None if t is None else t.to(**kw) for t in (self.W1, self.W2, self.w3, self.b1)))
 
+    @staticmethod
+    def cat(ws: list["Weights"]) -> "Weights":
+        """Stack the runs of several batches of networks."""
+        b1 = None if ws[0].b1 is None else torch.cat([w.b1 for w in ws])
+        return Weights(torch.cat([w.W1 for w in ws]), torch.cat([w.W2 for w in ws]), torch.cat([w.w3 for w in ws]), b1)
+
     def select(self, idx: torch.Tensor) -> "Weights":
         if self.runs == 1:
             return self

@@ -21,6 +21,14 @@ def register(sub) -> None:
     p.add_argument("--sizes", nargs="+", default=["demo", "full"], choices=["demo", "full"])
     p.add_argument("--json", default=None, help="also write the figures as JSON")
     p.set_defaults(func=attack_cmd)
+    p = g.add_parser("restorers", help="training and restoration images/s: full DDPM++ (EDM) and BF-DnCNN")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--precision", default="fp32", choices=["fp64", "fp32", "tf32", "bf16"])
+    p.add_argument("--train-batch", type=int, default=None, help="default: 128 on a GPU, 4 on a CPU")
+    p.add_argument("--sample-batch", type=int, default=None, help="default: 512 on a GPU, 4 on a CPU")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--json", default=None)
+    p.set_defaults(func=restorers_cmd)
 
 
 def machine(dev: torch.device) -> str:
@@ -59,3 +67,24 @@ def attack_cmd(args) -> None:
 
         write_json(args.json, {"machine": machine(dev), "device": dev.type, "results": results}, overwrite=True)
     print(json.dumps({s: round(v["ratio"], 3) for s, v in results.items()}))
+
+
+def restorers_cmd(args) -> None:
+    from ..attack.precision import dtype_of, matmul_mode, resolve_device
+    from .restorers import EDM_V100_TRAIN_IMG_S, bench
+
+    dev = resolve_device(args.device)
+    gpu = dev.type == "cuda"
+    tb = args.train_batch or (128 if gpu else 4)
+    sb = args.sample_batch or (512 if gpu else 4)
+    with matmul_mode(args.precision):
+        r = bench(dev, dtype_of(args.precision), tb, sb, args.repeat)
+    print(f"bench restorers on {machine(dev)} ({dev.type}), precision {args.precision}, train batch {tb}, sample batch {sb}")
+    print(f"{'model':10} {'parameters':>12} {'train img/s':>12} {'restore img/s':>14}")
+    print(f"{'DDPM++':10} {r['edm_parameters']:>12,} {r['edm_train_img_s']:>12.2f} {r['edm_restore_img_s']:>14.3f}   (restore = {r['edm_nfe']} NFE)")
+    print(f"{'BF-DnCNN':10} {r['bfdncnn_parameters']:>12,} {r['bfdncnn_train_img_s']:>12.1f} {r['bfdncnn_restore_img_s']:>14.1f}")
+    print(f"DDPM++ training vs EDM's ~{EDM_V100_TRAIN_IMG_S:.0f} img/s per V100: {r['edm_train_vs_v100']:.3f}x")
+    if args.json:
+        from ..io import write_json
+
+        write_json(args.json, dict(r, machine=machine(dev), device=dev.type, precision=args.precision), overwrite=True)

@@ -61,10 +61,9 @@ def run_batch(pool: ImageSet, runs: list[dict], cfg: dict, device: torch.device,
     Xc = (X - mean.unsqueeze(1)).flatten(2).to(device=device, dtype=dt)
     Y = torch.stack(labels).to(device=device, dtype=dt)
 
-    ws = [init_weights(1, Xc.shape[-1], net["hidden"], net["bias"], net["init_std"],
-                       torch_generator(r["seed"], "init"), dt, device) for r in runs]
-    w0 = Weights(*(None if ws[0].b1 is None and k == 3 else torch.cat([getattr(w, f) for w in ws])
-                   for k, f in enumerate(("W1", "W2", "w3", "b1"))))
+    # one generator per run: a run's network does not depend on the batch it runs in
+    w0 = Weights.cat([init_weights(1, Xc.shape[-1], net["hidden"], net["bias"], net["init_std"],
+                                   torch_generator(r["seed"], "init"), dt, device) for r in runs])
     with matmul_mode(prec):
         trained = train_target(w0, Xc, Y, tr["optimizer"], tr["lr"], tr["epochs"], progress, "train targets")
         full = lambda v: torch.full((R,), float(v), dtype=dt, device=device)  # noqa: E731

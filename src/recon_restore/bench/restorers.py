@@ -1,0 +1,87 @@
+"""``recon-restore bench restorers``: training and restoration throughput.
+
+For the full-size conditional DDPM++ (55,737,347 parameters, EDM preconditioning and loss)
+and BF-DnCNN (20 x 64): training images/s (forward, backward, Adam step on random pairs)
+and restoration images/s (EDM: one Heun sample with 18 steps = 35 network evaluations;
+BF-DnCNN: one forward pass). Medians of repeated timings after warm-up. EDM's published
+CIFAR-10 training rate is about 145 images/s per V100 (notes/edm-bfdncnn-n2n.md 6.2).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+from ..restorers.bfdncnn import BFDnCNN, bfdncnn_loss
+from ..restorers.edm import EDMPrecond, edm_loss, heun_sample
+
+EDM_V100_TRAIN_IMG_S = 145.0
+FULL_DDPMPP = dict(in_channels=6, out_channels=3, resolution=32, model_channels=128, channel_mult=[2, 2, 2], num_blocks=4,
+                   attn_resolutions=[16], dropout=0.13, augment_dim=9, channel_mult_emb=4, channel_mult_noise=1)
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _median(fn, dev, repeat: int, warmup: int) -> float:
+    for _ in range(warmup):
+        fn()
+    _sync(dev)
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        _sync(dev)
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def bench(dev: torch.device, dtype: torch.dtype, train_batch: int, sample_batch: int, repeat: int = 3, warmup: int = 1,
+          steps: int = 18) -> dict:
+    cl = torch.channels_last
+    g = torch.Generator(device=dev).manual_seed(0)
+    rnd = lambda n: (torch.rand(n, 3, 32, 32, generator=g, device=dev, dtype=dtype) * 2 - 1).contiguous(memory_format=cl)  # noqa: E731
+    out = {}
+
+    edm = EDMPrecond(FULL_DDPMPP).to(device=dev, dtype=dtype, memory_format=cl)
+    out["edm_parameters"] = sum(p.numel() for p in edm.parameters())
+    opt = torch.optim.Adam(edm.parameters(), lr=1e-4)
+    tgt, cond, lab = rnd(train_batch), rnd(train_batch), torch.zeros(train_batch, 9, device=dev, dtype=dtype)
+
+    def edm_step():
+        opt.zero_grad(set_to_none=True)
+        edm_loss(edm, tgt, cond, lab, generator=g).backward()
+        opt.step()
+
+    t = _median(edm_step, dev, repeat, warmup)
+    out["edm_train_img_s"] = train_batch / t
+    edm.eval()
+    c = rnd(sample_batch)
+    t = _median(lambda: heun_sample(lambda x, s, cc: edm(x, s, cc), c, num_steps=steps, generator=g, dtype=dtype), dev, repeat, warmup)
+    out["edm_restore_img_s"] = sample_batch / t
+    out["edm_nfe"] = 2 * steps - 1
+    del edm, opt
+
+    bf = BFDnCNN(20, 64).to(device=dev, dtype=dtype, memory_format=cl)
+    out["bfdncnn_parameters"] = sum(p.numel() for p in bf.parameters())
+    opt = torch.optim.Adam(bf.parameters(), lr=1e-3)
+    y, x = (rnd(train_batch) + 1) / 2, (rnd(train_batch) + 1) / 2
+
+    def bf_step():
+        opt.zero_grad(set_to_none=True)
+        bfdncnn_loss(bf, x, y).backward()
+        opt.step()
+
+    t = _median(bf_step, dev, repeat, warmup)
+    out["bfdncnn_train_img_s"] = train_batch / t
+    bf.eval()
+    yb = (rnd(sample_batch) + 1) / 2
+    with torch.no_grad():
+        t = _median(lambda: bf(yb), dev, repeat, warmup)
+    out["bfdncnn_restore_img_s"] = sample_batch / t
+    out["edm_train_vs_v100"] = out["edm_train_img_s"] / EDM_V100_TRAIN_IMG_S
+    return out

@@ -1,0 +1,135 @@
+"""The workflow on a real SLURM cluster (one node on localhost, started by the test).
+
+Runs the demo preset through ``snakemake --profile`` with the repository's SLURM profile,
+its site block edited for this cluster (status polling, memory, no cpus-per-gpu), and
+checks that (1) the outputs equal the local run's, (2) GPU rules were submitted with a GPU
+request on the gpu partition and other rules without, and (3) a job killed part-way with
+``scancel`` is resubmitted through Snakemake's retries and the final output is identical.
+To keep CI short the SLURM run stops before the EDM restorer (its training and sampling are
+8 of the demo's 11 minutes); every GPU rule still runs (BF-DnCNN training, TV and BF-DnCNN
+restoration). Skips with a reason where SLURM cannot be started (not root, not installed).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+from conftest import BIN, ENV, REPO, copy_repo
+from slurm_cluster import LocalSlurm, unavailable
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+GPU_RULES = {"attack_target", "attack_runs", "dataset_shard", "restorers_train", "evaluate_restore"}
+TARGETS = [f"results/demo/evaluate/match/{m}.csv" for m in ("plain", "tv", "bfdncnn")]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    why = unavailable()
+    if why:
+        pytest.skip(why)
+    c = LocalSlurm(tmp_path_factory.mktemp("slurm"))
+    try:
+        c.start()
+    except (RuntimeError, subprocess.CalledProcessError, OSError) as e:
+        c.stop()
+        pytest.skip(f"SLURM daemons could not be started here: {e}")
+    yield c
+    c.stop()
+
+
+def site_profile(dst: Path, logdir: Path) -> Path:
+    """The repository's profile with its site block edited for the one-node test cluster."""
+    prof = yaml.safe_load((REPO / "workflow/profiles/slurm/profile.yaml").read_text())
+    prof.update({"slurm-init-seconds-before-status-checks": 2, "latency-wait": 5, "jobs": 4,
+                 "slurm-logdir": str(logdir), "slurm-keep-successful-logs": True})
+    for r in list(prof["set-resources"].values()) + [prof["default-resources"]]:
+        r["mem_mb"] = min(r["mem_mb"], 4000)
+        r["runtime"] = 60
+        r.pop("cpus_per_gpu", None)
+    dst.mkdir(parents=True, exist_ok=True)
+    (dst / "profile.yaml").write_text(yaml.safe_dump(prof))
+    return dst
+
+
+def run_on_slurm(work: Path, cluster: LocalSlurm, targets: list[str], background: bool = False):
+    prof = site_profile(work / "ci-profile", work / "slurm-logs")
+    cmd = [str(BIN / "snakemake"), "--profile", str(prof), "--", *targets]
+    env = dict(cluster.env, PATH=ENV["PATH"])
+    if background:
+        return subprocess.Popen(cmd, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=3000)
+
+
+def shard_digest(path: Path) -> dict:
+    with h5py.File(path) as f:
+        return json.loads(f.attrs["content_sha256"])
+
+
+@pytest.fixture(scope="module")
+def slurm_run(cluster, tmp_path_factory):
+    work = copy_repo(tmp_path_factory.mktemp("slurm-run") / "repo")
+    t0 = time.time()
+    p = run_on_slurm(work, cluster, TARGETS)
+    assert p.returncode == 0, (p.stdout[-3000:] + p.stderr[-5000:])
+    print(f"SLURM run of the demo preset (all rules but the EDM restorer): {time.time() - t0:.0f} s")
+    return work
+
+
+def test_outputs_equal_a_local_run(slurm_run, demo_run):
+    a, b = slurm_run / "results/demo", demo_run / "results/demo"
+    shards = sorted(p.name for p in (b / "dataset/shards").glob("*.h5"))
+    assert shards and shards == sorted(p.name for p in (a / "dataset/shards").glob("*.h5"))
+    for s in shards:
+        assert shard_digest(a / "dataset/shards" / s) == shard_digest(b / "dataset/shards" / s), s
+    for f in ["attack/runs/batch-0.h5", "attack/runs/batch-1.h5", "evaluate/plain.h5", "evaluate/restored/tv.h5", "evaluate/restored/bfdncnn.h5"]:
+        with h5py.File(a / f) as fa, h5py.File(b / f) as fb:
+            for k in fa:
+                if isinstance(fa[k], h5py.Dataset):
+                    assert np.array_equal(fa[k][()], fb[k][()], equal_nan=fa[k].dtype.kind == "f"), f"{f}:{k}"
+    for m in ("plain", "tv", "bfdncnn"):
+        assert (a / f"evaluate/match/{m}.csv").read_text() == (b / f"evaluate/match/{m}.csv").read_text(), m
+
+
+def test_gpu_rules_were_submitted_with_a_gpu_request(slurm_run, cluster):
+    jobs = [j for j in cluster.jobs() if j.get("Comment", "").startswith("rule_")]
+    rules = {j["Comment"][len("rule_"):] for j in jobs}
+    assert GPU_RULES <= rules and {"data_prepare", "dataset_plan", "dataset_manifest", "evaluate_match"} <= rules
+    for j in jobs:
+        rule = j["Comment"][len("rule_"):]
+        tres = j.get("TresPerJob", "") + j.get("TresPerNode", "")
+        if rule in GPU_RULES:
+            assert "gpu:1" in tres and j["Partition"] == "gpu", j
+        else:
+            assert "gpu" not in tres and j["Partition"] == "cpu", j
+        assert j["JobState"] == "COMPLETED", j
+
+
+def test_a_cancelled_job_is_resubmitted_and_the_output_is_identical(cluster, demo_run, tmp_path):
+    work = copy_repo(tmp_path / "repo")
+    target = "results/demo/dataset/shards/shard-0.h5"
+    before = {j["JobId"] for j in cluster.jobs()}
+    proc = run_on_slurm(work, cluster, [target], background=True)
+    victim, deadline = None, time.time() + 600
+    while victim is None and time.time() < deadline and proc.poll() is None:
+        for j in cluster.jobs():
+            running_for = j.get("RunTime", "00:00:00")
+            if (j["JobId"] not in before and j.get("Comment") == "rule_dataset_shard" and j["JobState"] == "RUNNING"
+                    and running_for >= "00:00:20"):
+                victim = j["JobId"]
+        time.sleep(1)
+    assert victim is not None, "the shard job never ran long enough to be cancelled"
+    subprocess.run(["scancel", victim], env=cluster.env, check=True)
+    out, _ = proc.communicate(timeout=1800)
+    assert proc.returncode == 0, out[-5000:]
+    shard_jobs = [j for j in cluster.jobs() if j["JobId"] not in before and j.get("Comment") == "rule_dataset_shard"]
+    states = sorted(j["JobState"] for j in shard_jobs)
+    assert "CANCELLED" in states and "COMPLETED" in states, states
+    assert shard_digest(work / target) == shard_digest(demo_run / target)
