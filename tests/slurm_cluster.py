@@ -1,7 +1,9 @@
 """A one-node SLURM cluster on localhost for the integration tests (notes section 4).
 
-Everything lives under one temporary directory (configuration via SLURM_CONF, state,
-spool, logs, pid files); nothing under /etc is touched. The node declares one fake GPU
+State, spool, logs and pid files live under one temporary directory. The configuration
+goes to the default place, /etc/slurm (job steps started by ``srun`` inside a job look
+only there; the executor plugin does not pass SLURM_CONF on); files already there are
+backed up and restored at the end. The node declares one fake GPU
 (gres.conf ``File=/dev/null``) so GPU rules are scheduled and get CUDA_VISIBLE_DEVICES.
 Partitions ``cpu`` and ``gpu`` both contain the node, matching the repository's profile.
 Daemons are stopped by pid at the end. ``unavailable()`` says why the cluster cannot run.
@@ -33,12 +35,35 @@ def _sbin(name: str) -> str:
 
 
 class LocalSlurm:
+    ETC = Path("/etc/slurm")
+
     def __init__(self, root: Path, min_job_age: int = 3600):
         self.root = root
-        self.conf = root / "slurm.conf"
+        self.conf = self.ETC / "slurm.conf"
         self.env = dict(os.environ, SLURM_CONF=str(self.conf))
         self.min_job_age = min_job_age
         self.started_munge = False
+        self.backups: dict[Path, Path | None] = {}
+
+    def _install(self, name: str, text: str) -> None:
+        dst = self.ETC / name
+        self.ETC.mkdir(parents=True, exist_ok=True)
+        if dst not in self.backups:
+            if dst.exists():
+                bak = self.root / f"{name}.orig"
+                shutil.copy2(dst, bak)
+                self.backups[dst] = bak
+            else:
+                self.backups[dst] = None
+        dst.write_text(text)
+
+    def _restore_etc(self) -> None:
+        for dst, bak in self.backups.items():
+            if bak is None:
+                dst.unlink(missing_ok=True)
+            else:
+                shutil.copy2(bak, dst)
+        self.backups.clear()
 
     def _node_line(self) -> str:
         out = subprocess.run([_sbin("slurmd"), "-C"], capture_output=True, text=True).stdout
@@ -52,7 +77,7 @@ class LocalSlurm:
         r = self.root
         for d in ("state", "spool", "log"):
             (r / d).mkdir(parents=True, exist_ok=True)
-        self.conf.write_text(f"""ClusterName=recontest
+        self._install("slurm.conf", f"""ClusterName=recontest
 SlurmctldHost=localhost
 SlurmUser=root
 SlurmdUser=root
@@ -79,7 +104,7 @@ SchedulerParameters=defer
 PartitionName=cpu Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=localhost MaxTime=INFINITE State=UP
 """)
-        (r / "gres.conf").write_text("NodeName=localhost Name=gpu File=/dev/null\n")
+        self._install("gres.conf", "NodeName=localhost Name=gpu File=/dev/null\n")
 
     def _munge(self) -> None:
         ok = subprocess.run("munge -n | unmunge", shell=True, capture_output=True, text=True)
@@ -125,6 +150,7 @@ PartitionName=gpu Nodes=localhost MaxTime=INFINITE State=UP
             except (ProcessLookupError, ValueError):
                 pass
         time.sleep(1)
+        self._restore_etc()
 
     def jobs(self) -> list[dict]:
         """Every job the controller still remembers, as scontrol's key=value records."""
