@@ -34,6 +34,7 @@ def pipeline(tmp_path, tiny_params):
     assert run("dataset", "shard", *P, "--pool", o / "pool.h5", "--plan", o / "wave-1.json", "--job", 2, "--out", o / "shard-2.h5") == 0
     shards = [o / f"shard-{j}.h5" for j in range(3)]
     assert run("dataset", "manifest", *P, "--shards", *shards, "--out", o / "manifest.json") == 0
+    assert run("dataset", "coverage", *P, "--pool", o / "pool.h5", "--manifest", o / "manifest.json", "--out-json", o / "coverage.json", "--out-csv", o / "coverage.csv") == 0
     for m in ("edm", "bfdncnn"):
         assert run("restorers", "train", *P, "--method", m, "--manifest", o / "manifest.json", "--out", o / f"{m}.pt", "--history", o / f"{m}.csv") == 0
     assert run("evaluate", "collect", *P, "--target", o / "target.pt", "--runs", o / "runs-0.h5", o / "runs-1.h5", "--out", o / "plain.h5") == 0
@@ -45,7 +46,8 @@ def pipeline(tmp_path, tiny_params):
         extra = [] if f is None else ["--restored", f]
         assert run("evaluate", "match", *P, "--method", m, "--target", o / "target.pt", "--plain", o / "plain.h5", *extra, "--out", o / "match" / f"{m}.csv") == 0
     assert run("report", "build", *P, "--target", o / "target.pt", "--plain", o / "plain.h5", "--restored", o / "tv.h5", o / "r-bfdncnn.h5", o / "r-edm.h5",
-               "--matches", *[o / "match" / f"{m}.csv" for m in files], "--out-dir", o / "report") == 0
+               "--matches", *[o / "match" / f"{m}.csv" for m in files], "--coverage", o / "coverage.json", o / "coverage.csv",
+               "--out-dir", o / "report") == 0
     return o
 
 
@@ -69,6 +71,12 @@ def test_pipeline_through_the_cli(pipeline):
         assert f.attrs["runs_total"] == 3
     for j in range(3):
         verify_shard(o / f"shard-{j}.h5")
+    cov = json.loads((o / "coverage.json").read_text())
+    manifest = json.loads((o / "manifest.json").read_text())
+    assert cov["pool_images"] == 80 and cov["pairs"] == manifest["pairs"] and metrics["dataset"]["images_seen"] == cov["images_seen"]
+    hist = pd.read_csv(o / "coverage.csv")
+    assert hist["images"].sum() == 80 and int(hist["images"].iloc[0]) == 80 - cov["images_seen"]
+    assert (o / "report" / "figures" / "coverage.png").exists()
     plan = json.loads((o / "wave-1.json").read_text())
     assert plan["phase"] == "least_seen" and len(plan["runs"]) == 2
 

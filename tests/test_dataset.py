@@ -81,7 +81,7 @@ def _data(runs=(0, 1), pairs_per_run=(5, 3), n=4, seed=0):
     rng = np.random.default_rng(seed)
     p = {k: [] for k in ("recon", "target_row", "run", "epoch", "candidate", "ssim", "margin")}
     t = {k: [] for k in ("image", "aug_label", "source_index", "run")}
-    r = {k: [] for k in ("run", "seed", "status", "mean", "train_loss", "min_margin", "stationarity", "pairs")}
+    r = {k: [] for k in ("run", "seed", "status", "mean", "train_loss", "min_margin", "stationarity", "box", "lam_penalty", "pairs")}
     for j, (run, k) in enumerate(zip(runs, pairs_per_run)):
         p["recon"].append(rng.integers(0, 256, (k, 3, 32, 32), dtype=np.uint8))
         p["target_row"].append(j * n + rng.integers(0, n, k))
@@ -94,10 +94,12 @@ def _data(runs=(0, 1), pairs_per_run=(5, 3), n=4, seed=0):
         t["aug_label"].append(rng.random((n, 9)))
         t["source_index"].append(rng.choice(50, n, replace=False))
         t["run"].append(np.full(n, run))
-        for key, v in (("run", run), ("seed", run), ("status", 0), ("train_loss", 0.1), ("min_margin", 1.0), ("stationarity", 1.0), ("pairs", k)):
+        for key, v in (("run", run), ("seed", run), ("status", 0), ("train_loss", 0.1), ("min_margin", 1.0), ("stationarity", 1.0),
+                       ("box", 0.0), ("lam_penalty", 0.0), ("pairs", k)):
             r[key].append(v)
         r["mean"].append(rng.random((3, 32, 32)))
-    cat = lambda d: {k: np.concatenate(v) if k not in ("run", "seed", "status", "train_loss", "min_margin", "stationarity", "pairs", "mean") or d is not r else (np.stack(v) if k == "mean" else np.asarray(v)) for k, v in d.items()}  # noqa: E731
+    scalars = ("run", "seed", "status", "train_loss", "min_margin", "stationarity", "box", "lam_penalty", "pairs", "mean")
+    cat = lambda d: {k: np.concatenate(v) if k not in scalars or d is not r else (np.stack(v) if k == "mean" else np.asarray(v)) for k, v in d.items()}  # noqa: E731
     return ShardData(cat(p), cat(t), cat(r))
 
 
@@ -109,8 +111,14 @@ def test_shard_round_trip_and_schema(tmp_path):
         assert np.array_equal(back.pairs[k], d.pairs[k].astype(back.pairs[k].dtype)), k
     assert np.array_equal(back.targets["image"], d.targets["image"])
     with h5py.File(tmp_path / "s.h5") as f:
-        assert f.attrs["complete"] == 1 and f.attrs["pairs"] == 8 and f["pairs/recon"].compression == "gzip"
+        assert f.attrs["complete"] == 1 and f.attrs["pairs"] == 8
+        assert f["pairs/recon"].chunks is None and f["pairs/recon"].compression is None  # memory-mappable
     assert verify_shard(tmp_path / "s.h5") == {"pairs": 8, "targets": 8}
+    write_shard(tmp_path / "z.h5", d, {}, compression="gzip")
+    with h5py.File(tmp_path / "z.h5") as f:
+        assert f["pairs/recon"].compression == "gzip" and f["pairs/recon"].chunks is not None
+    z = read_shard(tmp_path / "z.h5")
+    assert all(np.array_equal(z.pairs[k], back.pairs[k]) for k in d.pairs)
 
 
 def test_verify_detects_truncation_and_alteration(tmp_path):
@@ -175,7 +183,8 @@ def _skewed_shard(path, seed=0):
         {"image": rng.integers(0, 256, (n_t, 3, 32, 32), dtype=np.uint8), "aug_label": np.zeros((n_t, 9)),
          "source_index": np.arange(n_t), "run": np.zeros(n_t)},
         {"run": np.array([0]), "seed": np.array([0]), "status": np.array([0]), "mean": np.full((1, 3, 32, 32), 0.5),
-         "train_loss": np.zeros(1), "min_margin": np.zeros(1), "stationarity": np.zeros(1), "pairs": np.array([N])},
+         "train_loss": np.zeros(1), "min_margin": np.zeros(1), "stationarity": np.zeros(1), "box": np.zeros(1),
+         "lam_penalty": np.zeros(1), "pairs": np.array([N])},
     )
     write_shard(path, d, {})
     return d
@@ -220,6 +229,16 @@ def test_sampler_pairs_and_noise_examples_are_consistent(tmp_path):
     assert batch.noise.any()
     nz = batch.recon[batch.noise]
     assert (nz.flatten(1).std(1) > 0.05).all()
+
+
+def test_sampler_reads_compressed_and_contiguous_shards_identically(tmp_path):
+    d = _skewed_shard(tmp_path / "plain.h5")
+    write_shard(tmp_path / "gz.h5", d, {}, compression="gzip")
+    a = BalancedSampler([tmp_path / "plain.h5"], K=11, repeats=3, noise_fraction=0.2, seed=5, window=40)
+    b = BalancedSampler([tmp_path / "gz.h5"], K=11, repeats=3, noise_fraction=0.2, seed=5, window=40)
+    for _, x, y in zip(range(5), a.batches(32), b.batches(32)):
+        assert torch.equal(x.recon, y.recon) and torch.equal(x.target, y.target) and torch.equal(x.aug_label, y.aug_label)
+        assert torch.equal(x.noise, y.noise)
 
 
 def test_counts_from_shards(tmp_path):

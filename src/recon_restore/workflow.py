@@ -71,6 +71,7 @@ class Plan:
         return (
             [f"{r}/tables/{t}" for t in ("per_image.csv", "summary.csv", "summary.md", "summary.tex")]
             + [f"{r}/curves/sorted_ssim.csv", f"{r}/curves/sorted_haarpsi.csv", f"{r}/metrics.json"]
-            + [f"{r}/figures/{f}.png" for f in ("fig1_grid", "fig2_sorted", "fig3_scatter", "fig5_halves")]
+            + [f"{r}/figures/{f}.png" for f in ("fig1_grid", "fig2_sorted", "fig3_scatter", "fig5_halves", "coverage")]
+            + [f"{r}/tables/coverage.csv"]
             + [f"{r}/figures/appendix_{p + 1:02d}.png" for p in range(pages)]
         )

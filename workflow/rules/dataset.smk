@@ -61,3 +61,22 @@ rule dataset_manifest:
         mem_mb=4000,
     shell:
         cli("dataset manifest") + " --shards {input} --out {output} > {log} 2>&1"
+
+
+rule dataset_coverage:
+    input:
+        pool=f"{OUT}/data/pool.h5",
+        manifest=f"{OUT}/dataset/manifest.json",
+    output:
+        json=f"{OUT}/dataset/coverage.json",
+        csv=f"{OUT}/dataset/coverage.csv",
+    params:
+        code=code_hash("dataset"),
+    log:
+        f"{OUT}/logs/dataset_coverage.log",
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=8000,
+    shell:
+        cli("dataset coverage") + " --pool {input.pool} --manifest {input.manifest} --out-json {output.json} --out-csv {output.csv} > {log} 2>&1"

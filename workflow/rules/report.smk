@@ -8,6 +8,7 @@ rule report:
         plain=f"{OUT}/evaluate/plain.h5",
         restored=expand(f"{OUT}/evaluate/restored/{{r}}.h5", r=["tv", "bfdncnn", "edm"]),
         matches=expand(f"{OUT}/evaluate/match/{{m}}.csv", m=METHODS),
+        coverage=[f"{OUT}/dataset/coverage.json", f"{OUT}/dataset/coverage.csv"],
     output:
         PLAN.report_files(),
     params:
@@ -21,4 +22,4 @@ rule report:
         runtime=60,
         mem_mb=8000,
     shell:
-        cli("report build") + " --target {input.target} --plain {input.plain} --restored {input.restored} --matches {input.matches} --out-dir {params.out} > {log} 2>&1"
+        cli("report build") + " --target {input.target} --plain {input.plain} --restored {input.restored} --matches {input.matches} --coverage {input.coverage} --out-dir {params.out} > {log} 2>&1"

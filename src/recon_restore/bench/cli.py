@@ -21,6 +21,16 @@ def register(sub) -> None:
     p.add_argument("--sizes", nargs="+", default=["demo", "full"], choices=["demo", "full"])
     p.add_argument("--json", default=None, help="also write the figures as JSON")
     p.set_defaults(func=attack_cmd)
+    p = g.add_parser("dataset", help="synthetic dataset at scale: sampler pairs/s, peak memory, bytes per pair")
+    p.add_argument("--pairs", type=int, default=2_000_000)
+    p.add_argument("--shards", type=int, default=50)
+    p.add_argument("--compression", default="none", choices=["none", "gzip", "lzf"])
+    p.add_argument("--examples", type=int, default=500_000, help="examples to draw from the sampler")
+    p.add_argument("--batch", type=int, default=512)
+    p.add_argument("--window", type=int, default=65536)
+    p.add_argument("--dir", default=None, help="where to write the shards (default: a temporary folder, removed after)")
+    p.add_argument("--json", default=None)
+    p.set_defaults(func=dataset_cmd)
     p = g.add_parser("restorers", help="training and restoration images/s: full DDPM++ (EDM) and BF-DnCNN")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--precision", default="fp32", choices=["fp64", "fp32", "tf32", "bf16"])
@@ -88,3 +98,29 @@ def restorers_cmd(args) -> None:
         from ..io import write_json
 
         write_json(args.json, dict(r, machine=machine(dev), device=dev.type, precision=args.precision), overwrite=True)
+
+
+def dataset_cmd(args) -> None:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from .dataset import run
+
+    folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="recon-restore-bench-"))
+    try:
+        r = run(folder, args.pairs, args.shards, None if args.compression == "none" else args.compression,
+                args.examples, args.batch, args.window)
+    finally:
+        if not args.dir:
+            shutil.rmtree(folder, ignore_errors=True)
+    print(f"bench dataset on {machine(torch.device('cpu'))}: {r['pairs']:,} synthetic pairs in {r['shards']} shards "
+          f"(storage {r['compression']}), {r['images_seen']:,} pool images seen, max z {r['max_z']}")
+    print(f"  written in {r['generate_s']:.0f} s; {r['bytes'] / 1e9:.2f} GB on disk = {r['bytes_per_pair']:.0f} bytes per pair "
+          f"(60 M pairs: {r['paper_gb']:.0f} GB)")
+    print(f"  sampler: set-up {r['setup_s']:.1f} s, {r['pairs_per_s']:,.0f} pairs/s over {r['examples']:,} examples "
+          f"(one process), peak memory {r['peak_rss_mb']:,.0f} MB")
+    if args.json:
+        from ..io import write_json
+
+        write_json(args.json, r, overwrite=True)

@@ -36,6 +36,13 @@ def register(sub) -> None:
     p.add_argument("--shards", nargs="+", required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(func=manifest_cmd)
+    p = g.add_parser("coverage", help="how much of the pool the dataset covers (table and JSON)")
+    common(p)
+    p.add_argument("--pool", required=True)
+    p.add_argument("--manifest", required=True)
+    p.add_argument("--out-json", required=True)
+    p.add_argument("--out-csv", required=True)
+    p.set_defaults(func=coverage_cmd)
     p = g.add_parser("verify", help="check shards (or a manifest's shards) for truncation or alteration")
     p.add_argument("paths", nargs="*", help="shard files")
     p.add_argument("--manifest", default=None)
@@ -109,6 +116,24 @@ def manifest_cmd(args) -> None:
     prm = setup(args)
     doc = build_manifest(args.shards, args.out, prm.cfg, args.overwrite)
     log.info("manifest: %d shards, %d pairs", len(doc["shards"]), doc["pairs"])
+
+
+def coverage_cmd(args) -> None:
+    import pandas as pd
+
+    from ..io import atomic_path
+    from .coverage import coverage
+    from .manifest import load_manifest
+
+    prm = setup(args)
+    pool = read_image_set(args.pool)
+    _, shards = load_manifest(args.manifest)
+    summary, hist = coverage(shards, pool.labels)
+    summary["provenance"] = provenance(prm.cfg, prm.seed, preset=prm.preset)
+    write_json(args.out_json, summary, args.overwrite)
+    with atomic_path(args.out_csv, args.overwrite) as tmp:
+        pd.DataFrame(hist).to_csv(tmp, index=False)
+    log.info("coverage: %d of %d pool images seen at least once", summary["images_seen"], summary["pool_images"])
 
 
 def verify_cmd(args) -> None:

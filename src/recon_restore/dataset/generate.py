@@ -110,6 +110,8 @@ def run_batch(pool: ImageSet, runs: list[dict], cfg: dict, device: torch.device,
         run_rows["train_loss"].append(float(trained.loss[j]))
         run_rows["min_margin"].append(float(trained.min_margin[j]))
         run_rows["stationarity"].append(float(res.stationarity[j]))
+        run_rows["box"].append(float(res.box[j]))
+        run_rows["lam_penalty"].append(float(res.lam_penalty[j]))
         run_rows["pairs"].append(count)
         log.info("run %d: %s, %d pairs from %d accepted candidates", r["run"], "failed" if failed else "ok", count, accepted)
 

@@ -30,6 +30,7 @@ def register(sub) -> None:
     p.add_argument("--plain", required=True)
     p.add_argument("--restored", nargs="*", default=[], help="restored HDF5 files (for the image grids)")
     p.add_argument("--matches", nargs="+", required=True, help="match CSVs named <method>.csv")
+    p.add_argument("--coverage", nargs=2, default=None, metavar=("JSON", "CSV"), help="dataset coverage (dataset coverage --out-json --out-csv)")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=build_cmd)
 
@@ -93,9 +94,17 @@ def build_cmd(args) -> None:
                     for r in summ.to_dict("records")},
         "provenance": provenance(prm.cfg, prm.seed, preset=prm.preset),
     }
+    figdir = out / "figures"
+    if args.coverage:
+        from ..io import read_json
+
+        cov = read_json(args.coverage[0])
+        metrics["dataset"] = {k: cov[k] for k in ("pool_images", "images_seen", "fraction_seen", "pairs")}
+        hist = pd.read_csv(args.coverage[1])
+        _write_csv(out / "tables" / "coverage.csv", hist, ow)
+        figures.coverage_figure(hist, cov, figdir / "coverage.png")
     write_json(out / "metrics.json", metrics, ow)
 
-    figdir = out / "figures"
     figures.figure2(cs, ch, thr, figdir / "fig2_sorted.png")
     best = "edm_averaged" if "edm_averaged" in matches else list(matches)[-1]
     figures.figure3(matches["plain"], matches[best], best, figdir / "fig3_scatter.png")

@@ -92,3 +92,17 @@ def grid(rows: list[tuple[str, np.ndarray]], path: Path, per_row: int = 15) -> N
             for s in ax.spines.values():
                 s.set_visible(False)
     _save(fig, path)
+
+
+def coverage_figure(hist: pd.DataFrame, summary: dict, path: Path) -> None:
+    """Histogram of pairs per pool image (coverage of the pool by the dataset)."""
+    labels = [f"{a}" if (b is None or pd.isna(b) or a == b) else f"{a}-{int(b)}" for a, b in zip(hist["pairs_from"], hist["pairs_to"])]
+    labels = [f"{a}+" if (b is None or pd.isna(b)) else lab for lab, a, b in zip(labels, hist["pairs_from"], hist["pairs_to"])]
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    ax.bar(range(len(hist)), hist["images"], color="tab:blue")
+    ax.set_xticks(range(len(hist)), labels, rotation=45)
+    ax.set_xlabel("pairs per pool image")
+    ax.set_ylabel("pool images")
+    ax.set_title(f"{summary['images_seen']} of {summary['pool_images']} pool images appear at least once")
+    ax.grid(alpha=0.3, axis="y")
+    _save(fig, path)
