@@ -27,7 +27,7 @@ def register(sub) -> None:
     p.add_argument("--compression", default="none", choices=["none", "gzip", "lzf"])
     p.add_argument("--examples", type=int, default=500_000, help="examples to draw from the sampler")
     p.add_argument("--batch", type=int, default=512)
-    p.add_argument("--window", type=int, default=65536)
+    p.add_argument("--window", type=int, default=16384)
     p.add_argument("--dir", default=None, help="where to write the shards (default: a temporary folder, removed after)")
     p.add_argument("--json", default=None)
     p.set_defaults(func=dataset_cmd)
@@ -119,7 +119,7 @@ def dataset_cmd(args) -> None:
     print(f"  written in {r['generate_s']:.0f} s; {r['bytes'] / 1e9:.2f} GB on disk = {r['bytes_per_pair']:.0f} bytes per pair "
           f"(60 M pairs: {r['paper_gb']:.0f} GB)")
     print(f"  sampler: set-up {r['setup_s']:.1f} s, {r['pairs_per_s']:,.0f} pairs/s over {r['examples']:,} examples "
-          f"(one process), peak memory {r['peak_rss_mb']:,.0f} MB")
+          f"(one process), peak memory {r['peak_anon_mb']:,.0f} MB anonymous ({r['peak_rss_mb']:,.0f} MB RSS incl. mapped shard pages)")
     if args.json:
         from ..io import write_json
 

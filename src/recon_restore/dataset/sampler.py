@@ -59,7 +59,7 @@ class _Shard:
 
 class BalancedSampler:
     def __init__(self, shards: list[str | Path], K: float = 11, repeats: int = 140, noise_fraction: float = 0.1,
-                 seed: int = 0, window: int = 65536):
+                 seed: int = 0, window: int = 16384):
         if not shards:
             raise ValueError("the sampler needs at least one shard")
         self.paths = [Path(p) for p in shards]
