@@ -16,7 +16,8 @@ import time
 
 import torch
 import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
 
 from ..attack.model import TargetMLP, init_weights, phi
 from ..attack.objective import candidate_labels, closed_form, reconstruction_loss
@@ -40,10 +41,28 @@ def _time(fn, dev, repeat: int, warmup: int = 2) -> float:
     return statistics.median(ts)
 
 
+class _CountFlops(TorchDispatchMode):
+    """Sum torch's per-operator FLOP formulas (matrix products, convolutions) over every
+    operator a call dispatches. FlopCounterMode itself cannot be used: its module tracker
+    breaks torch.autograd.grad on the double-backward path of the naive implementation."""
+
+    def __init__(self):
+        super().__init__()
+        self.flops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            self.flops += formula(*args, **kwargs, out_val=out)
+        return out
+
+
 def _flops(fn) -> int:
-    with FlopCounterMode(display=False) as fc:
+    with _CountFlops() as c:
         fn()
-    return fc.get_total_flops()
+    return c.flops
 
 
 def bench_size(d: int, hidden: list[int], n: int, m: int, runs: int, epochs: int, iters: int, dev: torch.device,
