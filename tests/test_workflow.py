@@ -56,8 +56,13 @@ def test_paper_preset_plans_on_slurm_with_gpu_requests():
         elif name in ("dataset_plan", "data_prepare"):
             assert "gpu=" not in b and "slurm_partition=cpu" in b
     assert {"attack_target", "attack_runs", "dataset_shard", "restorers_train"} <= seen
-    # 100k + 50k runs in jobs of 100: the first wave alone has 1000 shard jobs
-    assert "dataset_shard     " in out or "dataset_shard" in out
+    # 100k + 50k runs in jobs of 100 -> 1,500 shard jobs; 1 uniform wave + 50 least-seen waves of 1,000 runs
+    counts = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    assert counts.get("dataset_shard") == 1500 and counts.get("dataset_plan") == 51, counts
 
 
 def test_bad_params_stop_the_workflow_with_one_clear_line(tmp_path):

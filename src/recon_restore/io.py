@@ -15,7 +15,7 @@ import platform
 import secrets
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import h5py
 import numpy as np
@@ -49,6 +49,27 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def run_resumable(parts_dir: Path, jobs: list[tuple[str, Callable[[], Any]]],
+                  save: Callable[[Path, Any], None], load: Callable[[Path], Any]) -> list[Any]:
+    """Run each (name, compute) once, keeping its result as ``parts_dir/name`` (written
+    atomically); a restarted job loads finished parts instead of recomputing them."""
+    import logging
+
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name, compute in jobs:
+        part = parts_dir / name
+        if part.exists():
+            logging.getLogger(__name__).info("resuming: %s already done", name)
+            out.append(load(part))
+            continue
+        value = compute()
+        with atomic_path(part, overwrite=True) as tmp:
+            save(tmp, value)
+        out.append(value)
+    return out
 
 
 def write_json(path: str | os.PathLike, obj: Any, overwrite: bool = False) -> None:

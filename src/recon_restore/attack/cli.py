@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+import shutil
 
 import h5py
 import numpy as np
@@ -13,7 +13,7 @@ import torch
 from ..cli import common
 from ..data.store import read_image_set
 from ..errors import UserError
-from ..io import atomic_path, provenance, set_attrs
+from ..io import atomic_path, check_writable, provenance, run_resumable, set_attrs
 from ..runtime import device as get_device
 from ..runtime import setup
 from ..seeding import derive_seed, torch_generator
@@ -95,36 +95,27 @@ def runs_cmd(args) -> None:
     cfg = ReconConfig(rc["candidates_per_class"], rc["iterations"], rc["snapshots"], rc["optimizer"], rc["momentum"],
                       rc["abort"]["at"], rc["abort"]["criterion"], rc["abort"]["threshold"])
     hps = [draw_run(prm.seed, r, rc["ranges"], rc["lambda_lr"]) for r in run_ids]
-    out = Path(args.out)
-    from ..io import check_writable
-
-    check_writable(out, args.overwrite)
+    out = check_writable(args.out, args.overwrite)
     parts_dir = out.with_name(out.name + ".parts")
-    parts_dir.mkdir(parents=True, exist_ok=True)
-    results = []
-    for b in range(0, len(run_ids), per_batch):
-        ids = run_ids[b : b + per_batch]
-        part = parts_dir / f"runs-{ids[0]:06d}-{ids[-1]:06d}.pt"
-        if part.exists():
-            log.info("resuming: %s already done", part.name)
-            results.append(torch.load(part, weights_only=True))
-            continue
-        hp = Hparams(*(torch.tensor([h[k] for h in hps[b : b + per_batch]], dtype=dt, device=dev)
-                       for k in ("lr", "lambda_lr", "sigma", "lambda_min", "alpha")))
+
+    def batch(ids: list[int], hb: list[dict]) -> dict:
+        hp = Hparams(*(torch.tensor([h[k] for h in hb], dtype=dt, device=dev) for k in ("lr", "lambda_lr", "sigma", "lambda_min", "alpha")))
+        state = parts_dir / f"state-{ids[0]:06d}.pt"
         with matmul_mode(rc["precision"]):
-            res = reconstruct(w, hp, cfg, w.W1.shape[-1], [torch_generator(h["seed"]) for h in hps[b : b + per_batch]],
-                              train_images=train_x, checkpoint=parts_dir / f"state-{ids[0]:06d}.pt",
-                              checkpoint_every=rc["checkpoint_every"], progress=args.progress, desc=f"runs {ids[0]}-{ids[-1]}")
+            res = reconstruct(w, hp, cfg, w.W1.shape[-1], [torch_generator(h["seed"]) for h in hb], train_images=train_x,
+                              checkpoint=state, checkpoint_every=rc["checkpoint_every"], progress=args.progress,
+                              desc=f"runs {ids[0]}-{ids[-1]}")
+        state.unlink(missing_ok=True)
         nan = torch.full((len(ids), 2 * cfg.candidates_per_class, w.W1.shape[-1]), float("nan"))
-        snaps = torch.stack([res.snapshots.get(s, nan) for s in cfg.snapshots], 1)  # (R, S, 2m, d)
-        d = {"snapshots": snaps, "lam": res.lam, "y": res.y, "stopped_at": res.stopped_at,
-             "status": [{"ok": 0, "aborted": 1, "failed": 2}[s] for s in res.status],
-             "stationarity": res.stationarity, "box": res.box, "lam_penalty": res.lam_penalty, "abort_score": res.abort_score}
-        with atomic_path(part, overwrite=True) as tmp:
-            torch.save(d, tmp)
-        (parts_dir / f"state-{ids[0]:06d}.pt").unlink(missing_ok=True)
-        results.append(d)
         log.info("runs %s: status %s", ids, res.status)
+        return {"snapshots": torch.stack([res.snapshots.get(s, nan) for s in cfg.snapshots], 1),  # (R, S, 2m, d)
+                "lam": res.lam, "y": res.y, "stopped_at": res.stopped_at,
+                "status": [{"ok": 0, "aborted": 1, "failed": 2}[s] for s in res.status],
+                "stationarity": res.stationarity, "box": res.box, "lam_penalty": res.lam_penalty, "abort_score": res.abort_score}
+
+    jobs = [(f"runs-{run_ids[b]:06d}-{run_ids[min(b + per_batch, len(run_ids)) - 1]:06d}.pt",
+             lambda b=b: batch(run_ids[b : b + per_batch], hps[b : b + per_batch])) for b in range(0, len(run_ids), per_batch)]
+    results = run_resumable(parts_dir, jobs, lambda p, d: torch.save(d, p), lambda p: torch.load(p, weights_only=True))
     with atomic_path(out, args.overwrite) as tmp:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("snapshots", data=torch.cat([r["snapshots"] for r in results]).numpy(), compression="gzip")
@@ -139,6 +130,4 @@ def runs_cmd(args) -> None:
                 g.create_dataset(k, data=np.asarray([h[k] for h in hps]))
             set_attrs(f, provenance(prm.cfg, prm.seed, preset=prm.preset, batch=args.batch, status_codes={"ok": 0, "aborted": 1, "failed": 2},
                                     abort_criterion=rc["abort"]["criterion"]))
-    import shutil
-
     shutil.rmtree(parts_dir, ignore_errors=True)

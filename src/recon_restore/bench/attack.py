@@ -11,34 +11,14 @@ by torch's FLOP counter for each implementation's own work.
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from ..attack.model import TargetMLP, init_weights, phi
+from ..attack.model import TargetMLP, Weights, init_weights, phi
 from ..attack.objective import candidate_labels, closed_form, reconstruction_loss
-
-
-def _sync(dev):
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _time(fn, dev, repeat: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    _sync(dev)
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        _sync(dev)
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+from .timing import median_time
 
 
 class _CountFlops(TorchDispatchMode):
@@ -84,8 +64,6 @@ def bench_size(d: int, hidden: list[int], n: int, m: int, runs: int, epochs: int
 
     def train_batched():
         opt.zero_grad(set_to_none=True)
-        from ..attack.model import Weights
-
         F.softplus(-y * phi(Weights(*params), x)).mean(1).sum().backward()
         opt.step()
 
@@ -111,7 +89,7 @@ def bench_size(d: int, hidden: list[int], n: int, m: int, runs: int, epochs: int
 
     out = {}
     for name, tr, rc, k in (("naive", train_naive, recon_naive, 1), ("batched", train_batched, recon_batched, runs)):
-        t_tr, t_rc = _time(tr, dev, repeat), _time(rc, dev, repeat)
+        t_tr, t_rc = median_time(tr, dev, repeat), median_time(rc, dev, repeat)
         f_tr, f_rc = _flops(tr), _flops(rc)
         per_run = (epochs * t_tr + iters * t_rc) / k
         out[name] = {

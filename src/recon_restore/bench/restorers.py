@@ -9,35 +9,15 @@ CIFAR-10 training rate is about 145 images/s per V100 (notes/edm-bfdncnn-n2n.md 
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
 
 from ..restorers.bfdncnn import BFDnCNN, bfdncnn_loss
 from ..restorers.edm import EDMPrecond, edm_loss, heun_sample
+from .timing import median_time
 
 EDM_V100_TRAIN_IMG_S = 145.0
 FULL_DDPMPP = dict(in_channels=6, out_channels=3, resolution=32, model_channels=128, channel_mult=[2, 2, 2], num_blocks=4,
                    attn_resolutions=[16], dropout=0.13, augment_dim=9, channel_mult_emb=4, channel_mult_noise=1)
-
-
-def _sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _median(fn, dev, repeat: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    _sync(dev)
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        _sync(dev)
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
 
 
 def bench(dev: torch.device, dtype: torch.dtype, train_batch: int, sample_batch: int, repeat: int = 3, warmup: int = 1,
@@ -57,11 +37,11 @@ def bench(dev: torch.device, dtype: torch.dtype, train_batch: int, sample_batch:
         edm_loss(edm, tgt, cond, lab, generator=g).backward()
         opt.step()
 
-    t = _median(edm_step, dev, repeat, warmup)
+    t = median_time(edm_step, dev, repeat, warmup)
     out["edm_train_img_s"] = train_batch / t
     edm.eval()
     c = rnd(sample_batch)
-    t = _median(lambda: heun_sample(lambda x, s, cc: edm(x, s, cc), c, num_steps=steps, generator=g, dtype=dtype), dev, repeat, warmup)
+    t = median_time(lambda: heun_sample(lambda x, s, cc: edm(x, s, cc), c, num_steps=steps, generator=g, dtype=dtype), dev, repeat, warmup)
     out["edm_restore_img_s"] = sample_batch / t
     out["edm_nfe"] = 2 * steps - 1
     del edm, opt
@@ -76,12 +56,12 @@ def bench(dev: torch.device, dtype: torch.dtype, train_batch: int, sample_batch:
         bfdncnn_loss(bf, x, y).backward()
         opt.step()
 
-    t = _median(bf_step, dev, repeat, warmup)
+    t = median_time(bf_step, dev, repeat, warmup)
     out["bfdncnn_train_img_s"] = train_batch / t
     bf.eval()
     yb = (rnd(sample_batch) + 1) / 2
     with torch.no_grad():
-        t = _median(lambda: bf(yb), dev, repeat, warmup)
+        t = median_time(lambda: bf(yb), dev, repeat, warmup)
     out["bfdncnn_restore_img_s"] = sample_batch / t
     out["edm_train_vs_v100"] = out["edm_train_img_s"] / EDM_V100_TRAIN_IMG_S
     return out

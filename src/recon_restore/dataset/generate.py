@@ -23,7 +23,7 @@ from ..attack.precision import dtype_of, matmul_mode
 from ..attack.reconstruct import Hparams, ReconConfig, reconstruct
 from ..attack.train import train_target
 from ..data.store import ImageSet
-from ..io import atomic_path
+from ..io import run_resumable
 from ..metrics import postprocess
 from ..seeding import torch_generator
 from . import augment
@@ -125,11 +125,10 @@ def run_batch(pool: ImageSet, runs: list[dict], cfg: dict, device: torch.device,
 
 
 def _save_part(path: Path, d: ShardData) -> None:
-    with atomic_path(path, overwrite=True) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **{f"pairs.{k}": v for k, v in d.pairs.items()},
-                     **{f"targets.{k}": v for k, v in d.targets.items()},
-                     **{f"runs.{k}": v for k, v in d.runs.items()})
+    with open(path, "wb") as f:
+        np.savez(f, **{f"pairs.{k}": v for k, v in d.pairs.items()},
+                 **{f"targets.{k}": v for k, v in d.targets.items()},
+                 **{f"runs.{k}": v for k, v in d.runs.items()})
 
 
 def _load_part(path: Path) -> ShardData:
@@ -142,17 +141,10 @@ def generate_job(pool: ImageSet, runs: list[dict], cfg: dict, parts_dir: Path, d
                  progress: bool = False) -> ShardData:
     """Process a job's runs batch by batch, resuming from finished part files."""
     per_batch = int(cfg["dataset"]["runs_per_batch"])
-    parts_dir.mkdir(parents=True, exist_ok=True)
-    parts = []
-    for b in range(0, len(runs), per_batch):
-        batch = runs[b : b + per_batch]
-        part = parts_dir / f"runs-{batch[0]['run']:08d}-{batch[-1]['run']:08d}.npz"
-        if part.exists():
-            log.info("resuming: %s already done", part.name)
-        else:
-            _save_part(part, run_batch(pool, batch, cfg, device, progress))
-        parts.append(_load_part(part))
-    return ShardData.concat(parts)
+    batches = [runs[b : b + per_batch] for b in range(0, len(runs), per_batch)]
+    jobs = [(f"runs-{b[0]['run']:08d}-{b[-1]['run']:08d}.npz", lambda b=b: run_batch(pool, b, cfg, device, progress))
+            for b in batches]
+    return ShardData.concat(run_resumable(parts_dir, jobs, _save_part, _load_part))
 
 
 def remove_parts(parts_dir: Path) -> None:
