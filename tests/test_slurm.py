@@ -68,6 +68,12 @@ def run_on_slurm(work: Path, cluster: LocalSlurm, targets: list[str], background
     return subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=3000)
 
 
+def rule_of(job: dict) -> str | None:
+    """The Snakemake rule of a job: the plugin comments 'rule_<name>' or 'rule_<name>_wildcards_<values>'."""
+    c = job.get("Comment", "")
+    return c[len("rule_"):].split("_wildcards_")[0] if c.startswith("rule_") else None
+
+
 def shard_digest(path: Path) -> dict:
     with h5py.File(path) as f:
         return json.loads(f.attrs["content_sha256"])
@@ -99,11 +105,11 @@ def test_outputs_equal_a_local_run(slurm_run, demo_run):
 
 
 def test_gpu_rules_were_submitted_with_a_gpu_request(slurm_run, cluster):
-    jobs = [j for j in cluster.jobs() if j.get("Comment", "").startswith("rule_")]
-    rules = {j["Comment"][len("rule_"):] for j in jobs}
+    jobs = [j for j in cluster.jobs() if rule_of(j)]
+    rules = {rule_of(j) for j in jobs}
     assert GPU_RULES <= rules and {"data_prepare", "dataset_plan", "dataset_manifest", "evaluate_match"} <= rules
     for j in jobs:
-        rule = j["Comment"][len("rule_"):]
+        rule = rule_of(j)
         tres = j.get("TresPerJob", "") + j.get("TresPerNode", "")
         if rule in GPU_RULES:
             assert "gpu:1" in tres and j["Partition"] == "gpu", j
@@ -121,7 +127,7 @@ def test_a_cancelled_job_is_resubmitted_and_the_output_is_identical(cluster, dem
     while victim is None and time.time() < deadline and proc.poll() is None:
         for j in cluster.jobs():
             running_for = j.get("RunTime", "00:00:00")
-            if (j["JobId"] not in before and j.get("Comment") == "rule_dataset_shard" and j["JobState"] == "RUNNING"
+            if (j["JobId"] not in before and rule_of(j) == "dataset_shard" and j["JobState"] == "RUNNING"
                     and running_for >= "00:00:20"):
                 victim = j["JobId"]
         time.sleep(1)
@@ -129,7 +135,7 @@ def test_a_cancelled_job_is_resubmitted_and_the_output_is_identical(cluster, dem
     subprocess.run(["scancel", victim], env=cluster.env, check=True)
     out, _ = proc.communicate(timeout=1800)
     assert proc.returncode == 0, out[-5000:]
-    shard_jobs = [j for j in cluster.jobs() if j["JobId"] not in before and j.get("Comment") == "rule_dataset_shard"]
+    shard_jobs = [j for j in cluster.jobs() if j["JobId"] not in before and rule_of(j) == "dataset_shard"]
     states = sorted(j["JobState"] for j in shard_jobs)
     assert "CANCELLED" in states and "COMPLETED" in states, states
     assert shard_digest(work / target) == shard_digest(demo_run / target)
