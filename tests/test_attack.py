@@ -1,3 +1,5 @@
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -6,6 +8,7 @@ from conftest import CIFAR_SUBSET, requires_cifar_subset
 from recon_restore.attack import Hparams, ReconConfig, TargetMLP, init_weights, reconstruct, reconstruction_loss, train_target
 from recon_restore.attack.model import Weights, surrogate_relu
 from recon_restore.attack.objective import autograd_objective, candidate_labels, closed_form
+from recon_restore.attack import optim
 from recon_restore.attack.optim import BatchedAdadelta, BatchedSGD
 
 D64 = torch.float64
@@ -168,6 +171,78 @@ def test_batched_training_equals_single_and_fits():
     one = train_target(w.select(torch.tensor([1])), x[1:], y[1:], "adadelta", 1.0, 150)
     assert torch.allclose(both.weights.W1[1], one.weights.W1[0], atol=1e-10)
     assert (both.accuracy == 1).all() and (both.min_margin > 0).all() and not both.failed.any()
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("optimizer,lr", [("adadelta", 1.0), ("gd", 0.05)])
+def test_training_equals_autograd_with_torch_optimisers(bias, optimizer, lr):
+    """Closed-form gradients + batched updates = autograd + torch.optim, run by run."""
+    g = torch.Generator().manual_seed(1)
+    w = init_weights(2, 30, [10, 12], bias=bias, init_std=1e-4, generator=g, dtype=D64)
+    x = torch.randn(2, 8, 30, generator=g, dtype=D64) * 0.3
+    y = torch.tensor([[1.0, -1.0] * 4] * 2, dtype=D64)
+    ours = train_target(w, x, y, optimizer, lr, 60)
+    for r in range(2):
+        model = TargetMLP.from_weights(w, r)
+        opt = (torch.optim.Adadelta if optimizer == "adadelta" else torch.optim.SGD)(model.parameters(), lr=lr)
+        for _ in range(60):
+            opt.zero_grad()
+            torch.nn.functional.softplus(-y[r] * model(x[r])).mean().backward()
+            opt.step()
+        ref = model.weights()
+        for a, b in zip(ours.weights.tensors(), ref.tensors()):
+            assert torch.allclose(a[r], b[0], rtol=1e-10, atol=1e-14)
+    assert ours.loss[0] < 0.6931  # it trained: below log 2, the loss at Phi = 0
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None, reason="torch.compile needs a C++ compiler on CPU")
+@pytest.mark.parametrize("train_opt,recon_opt", [("adadelta", "adadelta"), ("gd", "sgd")])
+def test_fused_updates_equal_eager(train_opt, recon_opt):
+    """params `compile`: the torch.compile'd updates give the eager results (within rounding)."""
+    g = torch.Generator().manual_seed(2)
+    w = init_weights(3, 24, [8, 8], bias=True, init_std=1e-4, generator=g, dtype=D64)
+    x = torch.randn(3, 6, 24, generator=g, dtype=D64)
+    y = torch.tensor([[1.0, -1.0] * 3] * 3, dtype=D64)
+    cfg = ReconConfig(candidates_per_class=3, iterations=20, snapshots=[20], optimizer=recon_opt)
+    runs = {}
+    for on in (False, True):
+        optim.set_compile(on)
+        try:
+            tr = train_target(w, x, y, train_opt, 1.0 if train_opt == "adadelta" else 0.05, 40)
+            rc = _recon(tr.weights, 3, cfg, [1, 2, 3], lr=torch.full((3,), 0.05, dtype=D64))
+            assert rc.status == ["ok"] * 3
+            runs[on] = (tr, rc, optim.compiling())
+        finally:
+            optim.set_compile(False)
+    assert runs[True][2], "torch.compile failed and fell back to eager"
+    for a, b in zip(runs[True][0].weights.tensors(), runs[False][0].weights.tensors()):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
+    assert torch.allclose(runs[True][1].snapshots[20], runs[False][1].snapshots[20], rtol=1e-6, atol=1e-9)
+
+
+def test_failed_compilation_falls_back_to_eager_once(monkeypatch, caplog):
+    """No C++ compiler (or any compile error): one warning, then the eager update, same result."""
+    def broken_compile(fn, **kw):
+        def call(*a):
+            raise RuntimeError("no C++ compiler")
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    monkeypatch.setattr(optim, "_COMPILE", {"on": False, "fns": {}, "broken": False})
+    p0 = torch.randn(2, 5, dtype=D64)
+    grads = [torch.randn(2, 5, dtype=D64) for _ in range(3)]
+    a, b = p0.clone(), p0.clone()
+    eager = BatchedAdadelta(torch.tensor([1.0, 0.5], dtype=D64))
+    for gr in grads:
+        eager.step(a, gr)
+    optim.set_compile(True)
+    fused = BatchedAdadelta(torch.tensor([1.0, 0.5], dtype=D64))
+    with caplog.at_level("WARNING", logger="recon_restore.attack.optim"):
+        for gr in grads:
+            fused.step(b, gr)
+    assert not optim.compiling()
+    assert sum("running it eagerly" in r.message for r in caplog.records) == 1
+    assert torch.equal(a, b)
 
 
 @requires_cifar_subset()

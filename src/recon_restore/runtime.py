@@ -6,6 +6,7 @@ import os
 
 import torch
 
+from .attack import optim
 from .attack.precision import resolve_device
 from .config import Params, load_params
 from .errors import UserError
@@ -16,6 +17,7 @@ def setup(args) -> Params:
     threads = os.environ.get("RECON_RESTORE_THREADS") or os.environ.get("SNAKEMAKE_THREADS")
     if threads:
         torch.set_num_threads(max(1, int(threads)))
+    optim.set_compile(prm.cfg["compile"])
     return prm
 
 

@@ -11,6 +11,7 @@ rule attack_target:
         cfg=section("evaluate", "train"),
         net=section("attack", "target"),
         code=code_hash("attack", "data"),
+        compile=section("compile"),
     log:
         f"{OUT}/logs/attack_target.log",
     threads: 1
@@ -29,6 +30,7 @@ rule attack_runs:
     params:
         cfg=section("evaluate"),
         code=code_hash("attack", "evaluate"),
+        compile=section("compile"),
     wildcard_constraints:
         batch=r"\d+",
     log:

@@ -34,6 +34,7 @@ rule dataset_shard:
         attack=section("attack"),
         dataset=section("dataset"),
         code=code_hash("dataset", "attack", "data", "metrics"),
+        compile=section("compile"),
     wildcard_constraints:
         job=r"\d+",
     log:

@@ -82,6 +82,11 @@ def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum(-1)
 
 
+def layer_sq_norms(w: Weights) -> torch.Tensor:
+    """(R, 2): ||W1||^2 and ||W2||^2 per run."""
+    return torch.stack([w.W1.flatten(1).pow(2).sum(1), w.W2.flatten(1).pow(2).sum(1)], 1)
+
+
 def closed_form(
     w: Weights,
     x: torch.Tensor,
@@ -89,12 +94,13 @@ def closed_form(
     y: torch.Tensor,
     alpha: torch.Tensor,
     lambda_min: torch.Tensor,
-    theta_sq: torch.Tensor | None = None,
+    layer_sq: torch.Tensor | None = None,
 ) -> ObjectiveOut:
     """Objective parts and gradients for R runs at once.
 
     w: networks with R (or 1, shared) runs; x: (R, m, d); lam: (R, m); y: (m,);
-    alpha, lambda_min: (R,). ``theta_sq`` optionally caches ||theta||^2 per run.
+    alpha, lambda_min: (R,). ``layer_sq`` optionally caches ``layer_sq_norms(w)``, constant
+    during a reconstruction.
     """
     R, m, d = x.shape
     a = alpha.view(R, 1, 1).to(x.dtype)
@@ -128,10 +134,7 @@ def closed_form(
         rb = (cc * d1).sum(1) - w.b1
 
     # residual norms: ||R||^2 = <g, R> - <theta, R>, expanded without forming g
-    if theta_sq is None:
-        theta_sq = w.sq_norm()
-    w1sq = w.W1.flatten(1).pow(2).sum(1)
-    w2sq = w.W2.flatten(1).pow(2).sum(1)
+    w1sq, w2sq = (layer_sq_norms(w) if layer_sq is None else layer_sq).unbind(1)
     stat_1 = (c * _rowdot(d1, q1 - xw)).sum(1) + w1sq
     stat_2 = (c * _rowdot(u, q2 - z2)).sum(1) + w2sq
     stat_first = stat_1.clamp_min(0)
@@ -162,9 +165,9 @@ def closed_form(
     gx = torch.matmul(dz1 - 2 * cc * d1, w.W1) + 2 * cc * torch.matmul(G1 * c.unsqueeze(1), x)
 
     # penalties
-    over, under = torch.relu(x - 1), torch.relu(-1 - x)
-    box = (over.pow(2) + under.pow(2)).flatten(1).sum(1)
-    gx = gx + 2 * (over - under)
+    excess = x - x.clamp(-1, 1)  # relu(x - 1) - relu(-1 - x): at most one is non-zero
+    box = excess.flatten(1).pow(2).sum(1)
+    gx = gx.add_(excess, alpha=2)
     lmin = lambda_min.view(R, 1).to(lam.dtype)
     short = torch.relu(lmin - lam)
     lam_pen = LAMBDA_WEIGHT * short.pow(2).sum(1)

@@ -24,7 +24,7 @@ from ..io import atomic_path
 from . import abort as abort_mod
 from . import optim
 from .model import Weights
-from .objective import candidate_labels, closed_form
+from .objective import candidate_labels, closed_form, layer_sq_norms
 
 
 @dataclass
@@ -125,7 +125,7 @@ def reconstruct(
     x, lam = state["x"], state["lam"]
     hp_a = hp.select(active.to(dev))
     w_a = w.select(active.to(dev))
-    theta_sq = w_a.sq_norm()
+    layer_sq = layer_sq_norms(w_a)
     opt_x = optim.make(cfg.optimizer, hp_a.lr, cfg.momentum)
     opt_l = optim.make(cfg.optimizer, hp_a.lambda_lr, cfg.momentum)
     if state["opt_x"] is not None:
@@ -143,14 +143,15 @@ def reconstruct(
     bar = tqdm(total=cfg.iterations, initial=state["it"], desc=desc, disable=not progress, mininterval=5)
     it = state["it"]
     while it < cfg.iterations and len(active):
-        out = closed_form(w_a, x, lam, y, hp_a.alpha, hp_a.lambda_min, theta_sq)
+        out = closed_form(w_a, x, lam, y, hp_a.alpha, hp_a.lambda_min, layer_sq)
         total = out.total
-        keep = torch.isfinite(total) & torch.isfinite(out.grad_x).flatten(1).all(1) & torch.isfinite(out.grad_lam).all(1)
+        # a NaN or inf anywhere in a run's gradients makes its sums non-finite (one pass, not four)
+        keep = torch.isfinite(total + out.grad_x.flatten(1).sum(1) + out.grad_lam.sum(1))
         record(out, active)
         drop = ~keep
         if cfg.abort_at is not None and it == cfg.abort_at and cfg.abort_criterion != "none":
             if cfg.abort_criterion == "blind":
-                first_sq = w_a.W1.flatten(1).pow(2).sum(1)
+                first_sq = layer_sq[:, 0]
                 if w_a.b1 is not None:
                     first_sq = first_sq + w_a.b1.pow(2).sum(1)
                 score = abort_mod.blind_score(out.stat_first, first_sq)
@@ -169,7 +170,7 @@ def reconstruct(
             active = active[sel.cpu()]
             x, lam, out_gx, out_gl = x[sel], lam[sel], out.grad_x[sel], out.grad_lam[sel]
             hp_a, w_a = hp_a.select(sel), w_a.select(sel)
-            theta_sq = theta_sq if theta_sq.shape[0] == 1 else theta_sq[sel]  # one shared network
+            layer_sq = layer_sq if layer_sq.shape[0] == 1 else layer_sq[sel]  # one shared network
             opt_x.select(sel)
             opt_l.select(sel)
             if not len(active):
@@ -192,7 +193,7 @@ def reconstruct(
         bar.update(1)
     bar.close()
     if len(active):
-        out = closed_form(w_a, x, lam, y, hp_a.alpha, hp_a.lambda_min, theta_sq)
+        out = closed_form(w_a, x, lam, y, hp_a.alpha, hp_a.lambda_min, layer_sq)
         record(out, active)
     lam_full = torch.full((R, m), float("nan"), dtype=torch.float64)
     lam_full[active] = lam.detach().double().cpu()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 
@@ -19,6 +20,8 @@ def register(sub) -> None:
     p.add_argument("--runs", type=int, default=None, help="runs per batch (default: params dataset.runs_per_batch)")
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--sizes", nargs="+", default=["demo", "full"], choices=["demo", "full"])
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="fuse the batched optimiser updates with torch.compile (default: params 'compile')")
     p.add_argument("--json", default=None, help="also write the figures as JSON")
     p.set_defaults(func=attack_cmd)
     p = g.add_parser("dataset", help="synthetic dataset at scale: sampler pairs/s, peak memory, bytes per pair")
@@ -48,10 +51,13 @@ def machine(dev: torch.device) -> str:
 
 
 def attack_cmd(args) -> None:
+    from ..attack import optim
     from ..attack.precision import dtype_of
     from .attack import bench_size
 
     prm = setup(args)
+    if args.compile is not None:
+        optim.set_compile(args.compile)
     dev = get_device(args, prm)
     a = prm.section("attack")
     runs = args.runs or prm.cfg["dataset"]["runs_per_batch"]
@@ -62,10 +68,11 @@ def attack_cmd(args) -> None:
         "full": dict(d=3072, hidden=[1000, 1000], n=300, m=400, epochs=50_000, iters=11_900),
     }
     results = {}
-    print(f"bench attack on {machine(dev)} ({dev.type}), precision {a['train']['precision']}, batched runs per batch {runs}")
+    print(f"bench attack on {machine(dev)} ({dev.type}), precision {a['train']['precision']}, batched runs per batch {runs}, "
+          f"fused updates (params compile): {'on' if optim.compiling() else 'off'}")
     print(f"{'size':6} {'impl':8} {'runs/batch':>10} {'epoch ms':>10} {'iter ms':>10} {'s/run':>10} {'runs/h':>10} {'GFLOP/s':>9}")
     for s in args.sizes:
-        r = bench_size(**sizes[s], runs=runs, dev=dev, dtype=dt, repeat=args.repeat)
+        r = bench_size(**sizes[s], runs=runs, dev=dev, dtype=dt, repeat=args.repeat, step_calls=10 if s == "demo" else 2)
         results[s] = dict(r, config=sizes[s])
         for impl in ("naive", "batched"):
             v = r[impl]
@@ -75,7 +82,8 @@ def attack_cmd(args) -> None:
     if args.json:
         from ..io import write_json
 
-        write_json(args.json, {"machine": machine(dev), "device": dev.type, "results": results}, overwrite=True)
+        write_json(args.json, {"machine": machine(dev), "device": dev.type, "compile": optim.compiling(), "results": results},
+                   overwrite=True)
     print(json.dumps({s: round(v["ratio"], 3) for s, v in results.items()}))
 
 
