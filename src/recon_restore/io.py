@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import platform
 import secrets
@@ -22,6 +23,8 @@ import numpy as np
 
 from . import __version__
 from .errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 def check_writable(path: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -55,14 +58,12 @@ def run_resumable(parts_dir: Path, jobs: list[tuple[str, Callable[[], Any]]],
                   save: Callable[[Path, Any], None], load: Callable[[Path], Any]) -> list[Any]:
     """Run each (name, compute) once, keeping its result as ``parts_dir/name`` (written
     atomically); a restarted job loads finished parts instead of recomputing them."""
-    import logging
-
     parts_dir.mkdir(parents=True, exist_ok=True)
     out = []
     for name, compute in jobs:
         part = parts_dir / name
         if part.exists():
-            logging.getLogger(__name__).info("resuming: %s already done", name)
+            log.info("resuming: %s already done", name)
             out.append(load(part))
             continue
         value = compute()

@@ -47,10 +47,6 @@ class Weights:
             return self
         return Weights(*(None if t is None else t[idx] for t in (self.W1, self.W2, self.w3, self.b1)))
 
-    def sq_norm(self) -> torch.Tensor:
-        """||theta||^2 per run, (R,)."""
-        return sum(t.flatten(1).pow(2).sum(1) for t in self.tensors())
-
 
 def init_weights(
     runs: int,

@@ -137,8 +137,10 @@ def reconstruct(
     parts, abort_score = state["parts"], state["abort_score"]
     snapshot_set = set(cfg.snapshots)
 
-    def record(out, rows):
-        parts[:, rows] = torch.stack([out.stationarity, out.box, out.lam]).detach().double().cpu()[:, : len(rows)]
+    def record(out, rows, mask=None):
+        """Objective parts of the runs that leave the batch (mask) or finish; not every iteration."""
+        vals = torch.stack([out.stationarity, out.box, out.lam]).detach().double().cpu()
+        parts[:, rows] = vals if mask is None else vals[:, mask]
 
     bar = tqdm(total=cfg.iterations, initial=state["it"], desc=desc, disable=not progress, mininterval=5)
     it = state["it"]
@@ -147,7 +149,6 @@ def reconstruct(
         total = out.total
         # a NaN or inf anywhere in a run's gradients makes its sums non-finite (one pass, not four)
         keep = torch.isfinite(total + out.grad_x.flatten(1).sum(1) + out.grad_lam.sum(1))
-        record(out, active)
         drop = ~keep
         if cfg.abort_at is not None and it == cfg.abort_at and cfg.abort_criterion != "none":
             if cfg.abort_criterion == "blind":
@@ -162,10 +163,12 @@ def reconstruct(
             for r in active[hopeless.cpu()].tolist():
                 status[r] = "aborted"
             drop = drop | hopeless
-        for r in active[(~keep).cpu()].tolist():
-            status[r] = "failed"
         if drop.any():
-            stopped_at[active[drop.cpu()]] = it
+            for r in active[(~keep).cpu()].tolist():
+                status[r] = "failed"
+            dropped = drop.cpu()
+            record(out, active[dropped], dropped)
+            stopped_at[active[dropped]] = it
             sel = torch.nonzero(~drop).flatten()
             active = active[sel.cpu()]
             x, lam, out_gx, out_gl = x[sel], lam[sel], out.grad_x[sel], out.grad_lam[sel]
