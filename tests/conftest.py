@@ -47,7 +47,7 @@ def tiny_doc(params_doc) -> dict:
     """The demo preset shrunk to seconds (same components, smaller sizes)."""
     doc = copy.deepcopy(params_doc)
     p = doc["presets"]["demo"]
-    p["data"]["demo"].update(pool_per_class=40, heldout_per_class=8, short_sides=[128])
+    p["data"]["demo"].update(pool_per_class=40, heldout_per_class=24)
     p["attack"]["target"]["hidden"] = [32, 32]
     p["attack"]["train"].update(images_per_class=4, epochs=200)
     p["attack"]["reconstruct"].update(candidates_per_class=4, iterations=60, snapshots=[30, 60])

@@ -41,12 +41,13 @@ def pipeline(tmp_path, tiny_params):
     assert run("evaluate", "restore", *P, "--restorer", "tv", "--plain", o / "plain.h5", "--out", o / "tv.h5") == 0
     for m in ("edm", "bfdncnn"):
         assert run("evaluate", "restore", *P, "--restorer", m, "--plain", o / "plain.h5", "--checkpoint", o / f"{m}.pt", "--out", o / f"r-{m}.h5") == 0
+    assert run("evaluate", "galleries", *P, "--target", o / "target.pt", "--heldout", o / "held.h5", "--pool", o / "pool.h5", "--out", o / "galleries.h5") == 0
     files = {"plain": None, "tv": o / "tv.h5", "bfdncnn": o / "r-bfdncnn.h5", "edm_single": o / "r-edm.h5", "edm_averaged": o / "r-edm.h5"}
     for m, f in files.items():
         extra = [] if f is None else ["--restored", f]
-        assert run("evaluate", "match", *P, "--method", m, "--target", o / "target.pt", "--plain", o / "plain.h5", *extra, "--out", o / "match" / f"{m}.csv") == 0
+        assert run("evaluate", "match", *P, "--method", m, "--target", o / "target.pt", "--plain", o / "plain.h5", "--galleries", o / "galleries.h5", *extra, "--out", o / "match" / f"{m}.h5") == 0
     assert run("report", "build", *P, "--target", o / "target.pt", "--plain", o / "plain.h5", "--restored", o / "tv.h5", o / "r-bfdncnn.h5", o / "r-edm.h5",
-               "--matches", *[o / "match" / f"{m}.csv" for m in files], "--coverage", o / "coverage.json", o / "coverage.csv",
+               "--matches", *[o / "match" / f"{m}.h5" for m in files], "--coverage", o / "coverage.json", o / "coverage.csv",
                "--out-dir", o / "report") == 0
     return o
 
@@ -65,7 +66,37 @@ def test_pipeline_through_the_cli(pipeline):
     for f in ("fig1_grid", "fig2_sorted", "fig3_scatter", "fig5_halves", "appendix_01"):
         assert (o / "report" / "figures" / f"{f}.png").read_bytes()[:4] == b"\x89PNG"
     curves = pd.read_csv(o / "report" / "curves" / "sorted_ssim.csv")
-    assert (np.diff(curves["plain"].to_numpy()) <= 0).all()
+    c = curves["plain"].to_numpy()
+    k = int(np.isfinite(c).sum())
+    assert (np.diff(c[:k]) <= 0).all() and np.isnan(c[k:]).all()  # unmatched images last
+    assert metrics["methods"]["plain"]["matched"] == k
+    for m, v in metrics["methods"].items():  # every count stands beside its null control
+        assert v["excess"] == pytest.approx(v["good"] - v["null_mean"]) and v["good_lo"] <= v["good"] <= v["good_hi"]
+        assert v["good"] <= v["good_none"] and v["null_min"] <= v["null_mean"] <= v["null_max"]
+    assert "Null" in (o / "report" / "tables" / "summary.md").read_text()
+    for f in ("fig4_hallucination", "hallucination_roc"):
+        assert (o / "report" / "figures" / f"{f}.png").read_bytes()[:4] == b"\x89PNG"
+    # the plain count, recomputed independently: per-pair SSIM of every reconstruction to
+    # every training image, each to its nearest, best per image, > 0.4
+    from recon_restore.data.store import read_image_set
+    from recon_restore.metrics import ssim
+
+    tgt = torch.load(o / "target.pt", weights_only=True)
+    timg = tgt["images"].double() / 255
+    with h5py.File(o / "plain.h5") as f:
+        recon = torch.from_numpy(f["images"][()]).double()
+    s = torch.stack([ssim(recon, timg[j].expand_as(recon)) for j in range(len(timg))], 1)
+    near, val = s.argmax(1), s.max(1).values
+    best = [val[near == j].max().item() if (near == j).any() else -1.0 for j in range(len(timg))]
+    assert metrics["methods"]["plain"]["good"] == sum(b > 0.4 for b in best)
+    # the null galleries hold no training image and no pool image (read from the files)
+    with h5py.File(o / "galleries.h5") as f:
+        gal = f["images"][()].reshape(-1, 3 * 32 * 32)
+    pool = read_image_set(o / "pool.h5").images.reshape(-1, 3 * 32 * 32)
+    train = tgt["images"].numpy().reshape(-1, 3 * 32 * 32)
+    assert not {g.tobytes() for g in gal} & ({p.tobytes() for p in pool} | {t.tobytes() for t in train})
+    summ = pd.read_csv(o / "report" / "tables" / "summary.csv")
+    assert "spread_auroc" in summ.columns and summ.set_index("method")["spread_auroc"][["tv", "bfdncnn"]].isna().all()
     with h5py.File(o / "plain.h5") as f:
         assert f["images"].shape[1:] == (3, 32, 32) and f["images"][()].min() >= 0 and f["images"][()].max() <= 1
         assert f.attrs["runs_total"] == 3

@@ -12,8 +12,8 @@ from recon_restore.data.demo import make_demo_sets
 from recon_restore.data.store import read_image_set, write_image_set
 from recon_restore.errors import UserError
 
-DEMO = dict(negative=["rocket", "coffee"], positive=["astronaut", "chelsea"], cells=4, heldout_fraction=0.25,
-            short_sides=[128, 192], min_std=0.04, pool_per_class=60, heldout_per_class=10)
+DEMO = dict(negative=["stereo_motorcycle", "coffee"], positive=["astronaut", "gravel"], cells=4, heldout_fraction=0.5, crop_min=0.6,
+            pool_crops_per_cell=3, heldout_crops_per_cell=2, min_gradient=0.02, max_flat=0.7, pool_per_class=30, heldout_per_class=10)
 
 
 def test_binary_labels_vehicles_negative():
@@ -22,9 +22,10 @@ def test_binary_labels_vehicles_negative():
 
 def test_demo_sets_balanced_disjoint_deterministic():
     pool, held = make_demo_sets(DEMO, seed=3)
-    assert pool.images.shape == (120, 3, 32, 32) and held.images.shape == (20, 3, 32, 32)
-    assert (pool.labels == -1).sum() == 60 and (held.labels == 1).sum() == 10
+    assert pool.images.shape == (60, 3, 32, 32) and held.images.shape == (20, 3, 32, 32)
+    assert (pool.labels == -1).sum() == 30 and (held.labels == 1).sum() == 10
     assert not set(pool.ids.tolist()) & set(held.ids.tolist())
+    assert not set(pool.groups.tolist()) & set(held.groups.tolist())  # a cell is pool or held-out, never both
     # no held-out patch equals any pool patch
     flat_p = pool.images.reshape(len(pool.images), -1)
     for h in held.images.reshape(len(held.images), -1):
@@ -33,9 +34,59 @@ def test_demo_sets_balanced_disjoint_deterministic():
     assert np.array_equal(pool.images, pool2.images) and np.array_equal(held.ids, held2.ids)
 
 
+def _grey_gradient(images):
+    """Mean absolute horizontal and vertical difference of the grey image, written out by hand."""
+    g = images.astype(np.float64).mean(1) / 255
+    return np.array([(np.abs(x[:, 1:] - x[:, :-1]).mean() + np.abs(x[1:] - x[:-1]).mean()) / 2 for x in g])
+
+
+def _flat_fraction(images):
+    g = images.astype(np.float64).mean(1) / 255
+    out = []
+    for x in g:
+        stds = [x[i : i + 3, j : j + 3].std() for i in range(30) for j in range(30)]
+        out.append(np.mean(np.array(stds) < 0.03))
+    return np.array(out)
+
+
+def test_demo_preset_images_meet_the_content_rule(params_doc):
+    """The demo's images are textured like CIFAR-10's: no near-flat image (sky, dark
+    backgrounds) enters the pool or the held-out set; held-out images of one group
+    (crops of one photo cell) never appear in the pool."""
+    cfg = params_doc["presets"]["demo"]["data"]["demo"]
+    pool, held = make_demo_sets(cfg, seed=0)
+    for s in (pool, held):
+        assert (_grey_gradient(s.images) >= cfg["min_gradient"]).all()
+        assert (_flat_fraction(s.images) <= cfg["max_flat"]).all()
+        assert (s.labels == -1).sum() == (s.labels == 1).sum()
+    assert cfg["min_gradient"] >= 0.02 and cfg["max_flat"] <= 0.6  # near CIFAR-10's (10th pct. 0.035; 75th pct. 0.43)
+    assert not set(pool.groups.tolist()) & set(held.groups.tolist())
+    # enough distinct groups for the evaluation images and a null gallery of the same size
+    per_class = params_doc["presets"]["demo"]["evaluate"]["images_per_class"]
+    for c in (-1, 1):
+        assert len(np.unique(held.groups[held.labels == c])) >= 2 * per_class
+
+
+def test_demo_classes_are_separable_by_the_target_network(tmp_path, params_doc):
+    import yaml
+
+    from recon_restore.cli import main
+
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump(params_doc))
+    assert main(["data", "prepare", "--params", str(p), "--pool", str(tmp_path / "pool.h5"), "--heldout", str(tmp_path / "held.h5")]) == 0
+    assert main(["attack", "target", "--params", str(p), "--heldout", str(tmp_path / "held.h5"), "--out", str(tmp_path / "t.pt")]) == 0
+    import torch
+
+    stats = torch.load(tmp_path / "t.pt", weights_only=True)["stats"]
+    assert stats["accuracy"] == 1.0 and stats["min_margin"] > 0
+
+
 def test_demo_asks_for_too_many_patches():
     with pytest.raises(UserError, match="pool_per_class"):
         make_demo_sets(dict(DEMO, pool_per_class=100000), seed=0)
+    with pytest.raises(UserError, match="pass the content rule"):
+        make_demo_sets(dict(DEMO, min_gradient=1.0), seed=0)
     with pytest.raises(UserError, match="unknown scikit-image photo"):
         make_demo_sets(dict(DEMO, negative=["no_such_photo"]), seed=0)
 

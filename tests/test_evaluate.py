@@ -5,8 +5,12 @@ import pytest
 import torch
 
 from recon_restore.evaluate.hparams import draw_run
-from recon_restore.evaluate.match import best_match, split_halves
-from recon_restore.metrics import haarpsi, ssim_matrix
+from recon_restore.data.store import ImageSet
+from recon_restore.errors import UserError
+from recon_restore.evaluate.galleries import build_galleries, check_unseen
+from recon_restore.evaluate.match import assign, best_of, bootstrap_interval, count_good, pair_scores, per_run_best, split_halves
+from recon_restore.evaluate.match_file import MatchData
+from recon_restore.metrics import haarpsi, ssim, ssim_matrix
 
 RANGES = {
     "lr": {"dist": "loguniform", "low": 0.01, "high": 1.0},
@@ -29,22 +33,125 @@ def test_hyperparameter_draws_follow_the_paper_ranges():
     assert draw_run(7, 3, RANGES, 1e-4)["seed"] != draw_run(7, 4, RANGES, 1e-4)["seed"]
 
 
-def test_best_match_equals_brute_force():
-    g = torch.Generator().manual_seed(0)
+def _noisy_copies(seed=0):
+    g = torch.Generator().manual_seed(seed)
     targets = torch.rand(6, 3, 32, 32, generator=g)
-    cands = torch.cat([(targets + 0.1 * torch.randn(6, 3, 32, 32, generator=g)).clamp(0, 1), torch.rand(20, 3, 32, 32, generator=g)])
-    half = np.array([i % 2 for i in range(26)])
-    r = best_match(cands, targets, half, "haim", topk=None, chunk=5)
+    cands = torch.cat([(targets + 0.1 * torch.randn(6, 3, 32, 32, generator=g)).clamp(0, 1), torch.rand(14, 3, 32, 32, generator=g)])
+    return cands, targets
+
+
+def test_assignment_equals_brute_force():
+    cands, targets = _noisy_copies()
+    run = np.array([i % 3 for i in range(20)])
+    a = assign(cands, targets, run, 3, "ssim", "haim", chunk=7)
     m = ssim_matrix(cands.double(), targets.double())
-    assert np.allclose(r.ssim, m.max(0).values.numpy(), atol=1e-5)
-    assert np.array_equal(r.ssim_arg, m.argmax(0).numpy())
-    for h in (0, 1):
-        assert np.allclose(r.half_ssim[h], m[torch.from_numpy(half == h)].max(0).values.numpy(), atol=1e-5)
-    hp = torch.stack([haarpsi(cands, targets[j].expand_as(cands)) for j in range(6)], 1)
-    assert np.allclose(r.haarpsi, hp.max(0).values.numpy(), atol=1e-5)
-    # top-k by SSIM finds the same HaarPSI best match when the true copy is among the top k
-    rk = best_match(cands, targets, half, "haim", topk=3)
-    assert np.array_equal(rk.haarpsi_arg, np.arange(6))
+    assert np.array_equal(a.image, m.argmax(1).numpy())
+    assert np.allclose(a.ssim, m.max(1).values.numpy(), atol=1e-5)
+    for r in range(3):
+        assert np.allclose(a.run_max[r], m[torch.from_numpy(run == r)].max(0).values.numpy(), atol=1e-5)
+    hp, ps = pair_scores(cands, targets, a.image)
+    assert np.allclose(hp, haarpsi(cands, targets[a.image]).numpy(), atol=1e-6)
+    mse = ((cands.double() - targets.double()[a.image]) ** 2).flatten(1).mean(1).numpy()
+    assert np.allclose(ps, -10 * np.log10(mse))
+
+
+def test_ncc_assignment_is_haims_heuristic():
+    cands, targets = _noisy_copies(1)
+    run = np.zeros(20, dtype=int)
+    a = assign(cands, targets, run, 1, "ncc", "haim")
+    # independent: bicubic 1/2, per-image per-channel standardisation, squared L2
+    def feat(x):
+        x = torch.nn.functional.interpolate(x.double(), scale_factor=0.5, mode="bicubic", align_corners=False)
+        x = x.flatten(2)
+        return ((x - x.mean(2, keepdim=True)) / x.std(2, keepdim=True)).flatten(1)
+    d = torch.cdist(feat(cands), feat(targets)) ** 2
+    assert np.array_equal(a.image, d.argmin(1).numpy())
+    assert np.array_equal(a.image[:6], np.arange(6))  # noisy copies go home
+    assert np.allclose(a.ssim, ssim(cands.double(), targets.double()[a.image]).numpy())
+
+
+def test_one_smooth_reconstruction_counts_for_at_most_one_image():
+    """A flat grey image is close (SSIM > 0.4) to many smooth training images: under the
+    paper's rule it is assigned to one of them and counts once; the max over all counts it many times."""
+    base = torch.linspace(0.3, 0.7, 32).view(1, 1, 1, 32).expand(5, 3, 32, 32)
+    targets = (base + torch.arange(5).view(5, 1, 1, 1) * 0.01).clone()
+    blurry = base[:1] * 0.9 + 0.05
+    a = assign(blurry, targets, np.zeros(1, dtype=int), 1, "ssim", "haim")
+    rb = per_run_best(a.ssim, a.image, np.zeros(1, dtype=int), 1, 5)
+    assert count_good(a.run_max, 0.4) == 5  # "none": one reconstruction, five good images
+    assert count_good(rb, 0.4) == 1  # the paper's rule: one
+    best, arg = best_of(a.ssim, a.image, 5)
+    assert (arg >= 0).sum() == 1 and np.isinf(best[arg < 0]).all() and (best[arg < 0] < 0).all()
+
+
+def test_unassigned_images_are_unmatched_and_ties_go_to_the_first_row():
+    # dyadic values: exact in binary, so ties are real ties
+    values = np.array([0.5, 0.75, 0.75, 0.25, 0.625])
+    image = np.array([0, 0, 0, 2, 2])
+    best, arg = best_of(values, image, 4)
+    assert best.tolist() == [0.75, -np.inf, 0.625, -np.inf] and arg.tolist() == [1, -1, 4, -1]
+    run = np.array([0, 1, 0, 1, 0])
+    rb = per_run_best(values, image, run, 2, 4)
+    assert rb[0].tolist() == [0.75, -np.inf, 0.625, -np.inf] and rb[1].tolist() == [0.75, -np.inf, 0.25, -np.inf]
+    assert count_good(rb, 0.625) == 1 and count_good(rb, 0.5) == 2  # strictly above the threshold
+    assert count_good(rb, 0.5, np.array([1])) == 1  # a subset of runs (bootstrap, halves)
+
+
+def test_bootstrap_interval_is_seeded_and_brackets_the_count():
+    rng = np.random.default_rng(0)
+    rb = rng.random((12, 40))
+    good = count_good(rb, 0.9)
+    lo, hi = bootstrap_interval(rb, 0.9, 300, seed=5)
+    assert lo <= good <= hi and (lo, hi) == bootstrap_interval(rb, 0.9, 300, seed=5)
+    # re-centred: the spread is that of the resampled counts, the centre the observed count
+    rng = np.random.default_rng(5)
+    raw = np.array([count_good(rb, 0.9, rng.integers(0, 12, 12)) for _ in range(300)])
+    assert hi - lo == pytest.approx(np.quantile(raw, 0.975) - np.quantile(raw, 0.025))
+    assert (lo + hi) / 2 - good == pytest.approx((np.quantile(raw, 0.975) + np.quantile(raw, 0.025)) / 2 - np.median(raw))
+    one_run = np.tile(rb[:1], (1, 1))
+    assert bootstrap_interval(one_run, 0.9, 50, seed=1) == (count_good(one_run, 0.9),) * 2
+
+
+def test_match_data_counts_against_the_null_galleries():
+    run = np.array([0, 0, 1, 1])
+    runs = np.array([0, 1])
+    d = MatchData("plain", "ssim", run, runs, assigned=np.array([0, 0, 1, 2]), ssim=np.array([0.5, 0.75, 0.25, 0.625]),
+                  haarpsi=np.zeros(4), psnr=np.zeros(4), run_max=np.array([[0.75, 0.5, 0.5], [0.5, 0.5, 0.625]]),
+                  null_assigned=np.array([[0, 1, 1, 1], [2, 2, 2, 2]]), null_ssim=np.array([[0.5, 0.5, 0.25, 0.25], [0.75, 0.5, 0.5, 0.5]]),
+                  null_run_max=np.full((2, 2, 3), 0.5))
+    c = d.counts(0.4, n_boot=0)
+    assert c["good"] == 2 and c["good_none"] == 3 and c["null"] == [2, 1] and c["excess"] == 0.5
+    assert c["null_none"] == [3, 3]
+    assert np.array_equal(d.best_ssim(), [0.75, 0.25, 0.625])
+    assert np.array_equal(d.best('ssim')[1], [1, 2, 3])
+
+
+def test_null_galleries_exclude_training_and_pool_images_by_content():
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (30, 3, 32, 32), dtype=np.uint8)
+    labels = np.repeat([-1, 1], 15).astype(np.int8)
+    held = ImageSet(imgs, labels, np.arange(30))
+    train = imgs[[0, 1, 15, 16]]
+    pool = imgs[[2, 17]].copy()  # same pixels as held-out 2 and 17, under other ids
+    gal = build_galleries(held, np.array([0, 1, 15, 16]), train, labels[[0, 1, 15, 16]], pool, k=3, seed=0)
+    used = set(gal.ids.ravel().tolist())
+    assert gal.images.shape == (3, 4, 3, 32, 32) and gal.disjoint
+    assert not used & {0, 1, 15, 16, 2, 17}
+    assert (gal.labels == np.array([-1, -1, 1, 1])).all()
+    check_unseen(gal, train, pool)
+    gal.images[0, 0] = pool[0]
+    with pytest.raises(UserError, match="pool"):
+        check_unseen(gal, train, pool)
+    with pytest.raises(UserError, match=r"need 2 unseen held-out images of class \+1"):
+        build_galleries(ImageSet(imgs[:5], labels[:5], np.arange(5)), np.arange(0), train[:0], np.array([-1] * 4 + [1] * 2), pool[:0], 1, 0)
+    small = build_galleries(held, np.array([0, 1, 15, 16]), train, labels[[0, 1, 15, 16]], pool, k=10, seed=0)
+    assert not small.disjoint and len(small) == 10
+    # groups: held-out images that share a group (pixels) with a training image never enter a gallery
+    grouped = ImageSet(imgs, labels, np.arange(30), np.arange(30) // 2)  # pairs (0,1), (2,3), ...
+    gal = build_galleries(grouped, np.array([0, 16]), imgs[[0, 16]], labels[[0, 16]], pool[:0], k=3, seed=0)
+    used = gal.ids.ravel()
+    assert not set(used.tolist()) & {0, 1, 16, 17}
+    assert all(len(set((g // 2).tolist())) == len(g) for g in gal.ids)  # one image per group in a gallery
 
 
 def test_split_halves_is_a_balanced_random_partition():

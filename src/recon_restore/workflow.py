@@ -14,9 +14,9 @@ from pathlib import Path
 
 from .config import Params
 from .dataset.cli import layout
-from .evaluate.cli import RESTORERS
+from . import methods
 
-METHODS = ["plain", "tv", "bfdncnn", "edm_single", "edm_averaged"]
+METHODS = methods.NAMES
 PACKAGE = Path(__file__).resolve().parent
 
 
@@ -62,7 +62,7 @@ class Plan:
         return [f"{self.out}/attack/runs/batch-{b}.h5" for b in range(self.eval_batches)]
 
     def restorer_of(self, method: str) -> str | None:
-        return next((r for r, ms in RESTORERS.items() if method in ms), None)
+        return methods.restorer_of(method)
 
     def report_files(self) -> list[str]:
         r = f"{self.out}/report"
@@ -71,7 +71,7 @@ class Plan:
         return (
             [f"{r}/tables/{t}" for t in ("per_image.csv", "summary.csv", "summary.md", "summary.tex")]
             + [f"{r}/curves/sorted_ssim.csv", f"{r}/curves/sorted_haarpsi.csv", f"{r}/metrics.json"]
-            + [f"{r}/figures/{f}.png" for f in ("fig1_grid", "fig2_sorted", "fig3_scatter", "fig5_halves", "coverage")]
+            + [f"{r}/figures/{f}.png" for f in ("fig1_grid", "fig2_sorted", "fig3_scatter", "fig4_hallucination", "fig5_halves", "hallucination_roc", "coverage")]
             + [f"{r}/tables/coverage.csv"]
             + [f"{r}/figures/appendix_{p + 1:02d}.png" for p in range(pages)]
         )

@@ -3,6 +3,7 @@ import sys
 
 from recon_restore.config import Params, validate_params
 from recon_restore.errors import UserError
+from recon_restore.methods import NAMES as METHOD_NAMES, RESTORERS, TRAINED
 from recon_restore.workflow import Plan, code_hash
 
 PARAMS_FILE = workflow.configfiles[0] if workflow.configfiles else "params.yaml"

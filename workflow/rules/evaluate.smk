@@ -21,7 +21,7 @@ rule evaluate_collect:
 
 
 def restore_checkpoint(wildcards):
-    return [] if wildcards.restorer == "tv" else [f"{OUT}/restorers/{wildcards.restorer}.pt"]
+    return [f"{OUT}/restorers/{wildcards.restorer}.pt"] if wildcards.restorer in TRAINED else []
 
 
 rule evaluate_restore:
@@ -35,7 +35,7 @@ rule evaluate_restore:
         code=code_hash("evaluate", "restorers", "metrics"),
         checkpoint=lambda w, input: f"--checkpoint {input.checkpoint}" if input.checkpoint else "",
     wildcard_constraints:
-        restorer="tv|bfdncnn|edm",
+        restorer="|".join(RESTORERS),
     log:
         f"{OUT}/logs/evaluate_restore/{{restorer}}.log",
     threads: lambda w: 2 if w.restorer == "edm" else 1
@@ -44,6 +44,26 @@ rule evaluate_restore:
         mem_mb=16000,
     shell:
         cli("evaluate restore") + " --restorer {wildcards.restorer} --plain {input.plain} {params.checkpoint} --out {output} > {log} 2>&1"
+
+
+rule evaluate_galleries:
+    input:
+        target=f"{OUT}/attack/target.pt",
+        heldout=f"{OUT}/data/heldout.h5",
+        pool=f"{OUT}/data/pool.h5",
+    output:
+        f"{OUT}/evaluate/null_galleries.h5",
+    params:
+        cfg=section("evaluate", "null_galleries"),
+        code=code_hash("evaluate", "data", "attack"),
+    log:
+        f"{OUT}/logs/evaluate_galleries.log",
+    threads: 1
+    resources:
+        runtime=30,
+        mem_mb=8000,
+    shell:
+        cli("evaluate galleries") + " --target {input.target} --heldout {input.heldout} --pool {input.pool} --out {output} > {log} 2>&1"
 
 
 def match_restored(wildcards):
@@ -55,15 +75,16 @@ rule evaluate_match:
     input:
         target=f"{OUT}/attack/target.pt",
         plain=f"{OUT}/evaluate/plain.h5",
+        galleries=f"{OUT}/evaluate/null_galleries.h5",
         restored=match_restored,
     output:
-        f"{OUT}/evaluate/match/{{method}}.csv",
+        f"{OUT}/evaluate/match/{{method}}.h5",
     params:
         cfg=section("evaluate", "best_match"),
-        code=code_hash("evaluate", "metrics", "attack"),
+        code=code_hash("evaluate", "metrics", "attack", "data"),
         restored=lambda w, input: f"--restored {input.restored}" if input.restored else "",
     wildcard_constraints:
-        method="plain|tv|bfdncnn|edm_single|edm_averaged",
+        method="|".join(METHOD_NAMES),
     log:
         f"{OUT}/logs/evaluate_match/{{method}}.log",
     threads: 1
@@ -71,4 +92,4 @@ rule evaluate_match:
         runtime=240,
         mem_mb=16000,
     shell:
-        cli("evaluate match") + " --method {wildcards.method} --target {input.target} --plain {input.plain} {params.restored} --out {output} > {log} 2>&1"
+        cli("evaluate match") + " --method {wildcards.method} --target {input.target} --plain {input.plain} --galleries {input.galleries} {params.restored} --out {output} > {log} 2>&1"

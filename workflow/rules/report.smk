@@ -1,19 +1,19 @@
 # report stage (paper 5, appendix): tables, figures, metrics JSON, DVC plot curves.
-from recon_restore.workflow import METHODS
 
 
 rule report:
     input:
         target=f"{OUT}/attack/target.pt",
         plain=f"{OUT}/evaluate/plain.h5",
-        restored=expand(f"{OUT}/evaluate/restored/{{r}}.h5", r=["tv", "bfdncnn", "edm"]),
-        matches=expand(f"{OUT}/evaluate/match/{{m}}.csv", m=METHODS),
+        restored=expand(f"{OUT}/evaluate/restored/{{r}}.h5", r=RESTORERS),
+        matches=expand(f"{OUT}/evaluate/match/{{m}}.h5", m=METHOD_NAMES),
         coverage=[f"{OUT}/dataset/coverage.json", f"{OUT}/dataset/coverage.csv"],
     output:
         PLAN.report_files(),
     params:
         cfg=section("report"),
-        code=code_hash("report", "attack"),
+        evaluate=section("evaluate"),
+        code=code_hash("report", "attack", "evaluate", "metrics", "data"),
         out=f"{OUT}/report",
     log:
         f"{OUT}/logs/report.log",

@@ -12,7 +12,7 @@ rule restorers_train:
         resample=section("dataset", "resample"),
         code=code_hash("restorers", "dataset", "metrics"),
     wildcard_constraints:
-        method="edm|bfdncnn",
+        method="|".join(TRAINED),
     log:
         f"{OUT}/logs/restorers_train/{{method}}.log",
     threads: 2

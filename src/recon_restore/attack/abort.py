@@ -15,20 +15,14 @@ from __future__ import annotations
 
 import torch
 
+from ..metrics.ncc import standardise as _standardise
+
 CRITERIA = ("none", "blind", "oracle")
 
 
 def blind_score(stat_first: torch.Tensor, first_sq: torch.Tensor) -> torch.Tensor:
     """||W1 - g1||^2 / ||W1||^2 per run: 1 at initialisation (x ~ 0), 0 at an exact KKT point."""
     return stat_first / first_sq
-
-
-def _standardise(x: torch.Tensor, channels: int = 3) -> torch.Tensor:
-    """Per image and channel: subtract the mean, divide by the unbiased std. (N, d) -> (N, d)."""
-    n = x.shape[0]
-    v = x.reshape(n, channels, -1)
-    v = (v - v.mean(-1, keepdim=True)) / v.std(-1, keepdim=True).clamp_min(1e-12)
-    return v.reshape(n, -1)
 
 
 def ncc_extraction_score(cands: torch.Tensor, train: torch.Tensor, top: int = 10) -> torch.Tensor:

@@ -41,12 +41,17 @@ def register(sub) -> None:
     p.set_defaults(func=runs_cmd)
 
 
-def select_heldout(labels: np.ndarray, per_class: int, mode: str, seed: int) -> np.ndarray:
+def select_heldout(labels: np.ndarray, per_class: int, mode: str, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
+    """The evaluation network's training images: per class the first (or random) held-out
+    images, at most one per group (images of one group share pixels)."""
     out = []
+    first = np.zeros(len(labels), dtype=bool)
+    first[np.unique(np.arange(len(labels)) if groups is None else groups, return_index=True)[1]] = True
     for c in (-1, 1):
-        idx = np.nonzero(labels == c)[0]
+        idx = np.nonzero((labels == c) & first)[0]
         if len(idx) < per_class:
-            raise UserError(f"evaluate.images_per_class = {per_class}, but the held-out set has only {len(idx)} images of class {c:+d}")
+            raise UserError(f"evaluate.images_per_class = {per_class}, but the held-out set has only {len(idx)} images "
+                            f"(of distinct groups) of class {c:+d}")
         if mode == "random":
             idx = np.sort(np.random.default_rng(derive_seed(seed, "heldout-select", c)).choice(idx, per_class, replace=False))
         out.append(idx[:per_class])
@@ -59,7 +64,7 @@ def target_cmd(args) -> None:
     ev, net = prm.section("evaluate"), prm.section("attack", "target")
     tr = ev["train"]
     held = read_image_set(args.heldout)
-    sel = select_heldout(held.labels, ev["images_per_class"], ev["selection"], prm.seed)
+    sel = select_heldout(held.labels, ev["images_per_class"], ev["selection"], prm.seed, held.groups)
     images, labels, ids = held.images[sel], held.labels[sel], held.ids[sel]
     dt = dtype_of(tr["precision"])
     x = torch.from_numpy(images).to(torch.float64) / 255

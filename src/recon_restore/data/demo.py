@@ -1,11 +1,27 @@
-"""Offline demo set: 32x32 natural-image patches from photos bundled with scikit-image.
+"""Offline demo set: 32x32 images cut from photos bundled with scikit-image.
 
-Stands in for CIFAR-10 (pool for the dataset stage) and ciFAIR-10 test (held-out images
-for the evaluation) when there is no network. Two classes, y = -1 and y = +1, by source
-photo. Patches are non-overlapping 32x32 tiles of each photo downscaled (anti-aliased)
-to several sizes; a photo's coarse cells are assigned to the pool or to the held-out set,
-so a held-out patch never shares pixels with a pool patch at any scale. Near-constant
-tiles (pixel std below ``min_std``) are dropped.
+Stands in for CIFAR-10 (the pool for the dataset stage) and ciFAIR-10 test (held-out
+images: the evaluation network's training set and the null galleries) when there is no
+network. Two classes, y = -1 and y = +1, by source photo.
+
+How the images are made, so that the demo measures the attack and not chance:
+
+* **Cells.** Each photo is cut into square cells, ``cells`` along its short side. Each
+  cell belongs either to the pool or to the held-out set, so a held-out image never
+  shares a pixel with a pool image.
+* **Object-scale crops.** An image is a square crop of a cell, its side a random
+  fraction in [``crop_min``, 1] of the cell's side, resized to 32x32 with
+  anti-aliasing (a part of a photo the way a CIFAR-10 image is a photo of an object).
+  Pool cells give ``pool_crops_per_cell`` crops each, held-out cells
+  ``heldout_crops_per_cell``. Crops of one cell overlap, so each cell is a *group*: the
+  evaluation network trains on at most one image per group, and the null galleries
+  take no image from a group it trained on (``ImageSet.groups``).
+* **Content rule.** Flat images (sky, dark backgrounds) make chance matches: SSIM is
+  high between any two nearly flat images. An image is kept only if its mean absolute
+  gradient is at least ``min_gradient`` and the fraction of its 3x3 windows with a
+  standard deviation below 0.03 is at most ``max_flat`` (on [0, 1] grey values;
+  CIFAR-10's test images: 10th percentile of the gradient 0.035, 75th percentile of the
+  flat fraction 0.43).
 """
 
 from __future__ import annotations
@@ -14,6 +30,8 @@ import numpy as np
 
 from ..errors import UserError
 from .store import ImageSet
+
+FLAT_STD = 0.03  # a 3x3 window with a smaller standard deviation counts as flat
 
 
 def load_photo(name: str) -> np.ndarray:
@@ -41,61 +59,80 @@ def load_photo(name: str) -> np.ndarray:
     return img[..., :3]
 
 
-def _tiles(photo: np.ndarray, short_sides: list[int], cells: int, heldout_cells: set[tuple[int, int]], min_std: float):
+def content_scores(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean absolute gradient and flat-window fraction of (N, 3, 32, 32) uint8 images (grey values in [0, 1])."""
+    g = images.astype(np.float64).mean(1) / 255  # (N, H, W)
+    grad = (np.abs(np.diff(g, axis=2)).mean((1, 2)) + np.abs(np.diff(g, axis=1)).mean((1, 2))) / 2
+    win = np.lib.stride_tricks.sliding_window_view(g, (3, 3), axis=(1, 2))  # (N, H-2, W-2, 3, 3)
+    flat = (win.std(axis=(-1, -2)) < FLAT_STD).mean((1, 2))
+    return grad, flat
+
+
+def content_ok(images: np.ndarray, min_gradient: float, max_flat: float) -> np.ndarray:
+    grad, flat = content_scores(images)
+    return (grad >= min_gradient) & (flat <= max_flat)
+
+
+def _crop(photo: np.ndarray, y: int, x: int, side: int) -> np.ndarray:
     from skimage.transform import resize
 
+    c = photo[y : y + side, x : x + side]
+    small = resize(c, (32, 32), anti_aliasing=side > 32, preserve_range=True)
+    return np.clip(np.round(small), 0, 255).astype(np.uint8).transpose(2, 0, 1)
+
+
+def _photo_crops(photo: np.ndarray, cfg: dict, rng: np.random.Generator) -> list[tuple[np.ndarray, bool, int]]:
+    """(image, held_out, cell) for every crop of one photo."""
     h, w = photo.shape[:2]
+    side = min(h, w) // int(cfg["cells"])
+    if side < 16:
+        raise UserError(f"params: data.demo.cells = {cfg['cells']}: cells of a {h}x{w} photo would be under 16 pixels")
+    cells = [(i * side, j * side) for i in range(h // side) for j in range(w // side)]
+    n_held = max(1, int(round(cfg["heldout_fraction"] * len(cells))))
+    held = set(rng.choice(len(cells), size=n_held, replace=False).tolist())
     out = []
-    for short in short_sides:
-        scale = short / min(h, w)
-        hh, ww = int(round(h * scale)), int(round(w * scale))
-        small = resize(photo, (hh, ww), anti_aliasing=True, preserve_range=True)
-        small = np.clip(np.round(small), 0, 255).astype(np.uint8)
-        for i in range(hh // 32):
-            for j in range(ww // 32):
-                tile = small[i * 32 : (i + 1) * 32, j * 32 : (j + 1) * 32]
-                if tile.astype(np.float32).std() / 255.0 < min_std:
-                    continue
-                # coarse cell of the tile's centre, in original-photo coordinates
-                cy = min(cells - 1, int((i * 32 + 16) / hh * cells))
-                cx = min(cells - 1, int((j * 32 + 16) / ww * cells))
-                out.append((tile.transpose(2, 0, 1), (cy, cx) in heldout_cells))
+    for c, (cy, cx) in enumerate(cells):
+        for _ in range(int(cfg["heldout_crops_per_cell" if c in held else "pool_crops_per_cell"])):
+            s = int(rng.integers(int(np.ceil(cfg["crop_min"] * side)), side + 1))
+            y, x = cy + int(rng.integers(0, side - s + 1)), cx + int(rng.integers(0, side - s + 1))
+            out.append((_crop(photo, y, x, s), c in held, c))
     return out
 
 
+def hash_group(label: int, photo: int, cell: int) -> int:
+    """One group id per (class, photo, cell)."""
+    return ((label + 1) // 2) * 10**8 + photo * 10**5 + cell
+
+
 def make_demo_sets(cfg: dict, seed: int) -> tuple[ImageSet, ImageSet]:
-    """Build the (pool, held-out) patch sets described by params ``data.demo``."""
+    """Build the (pool, held-out) image sets described by params ``data.demo``."""
     rng = np.random.default_rng(seed)
-    cells = int(cfg["cells"])
-    all_tiles, all_labels, all_held = [], [], []
+    all_imgs, all_labels, all_held, all_groups = [], [], [], []
     for label, names in ((-1, cfg["negative"]), (1, cfg["positive"])):
-        for name in names:
-            photo = load_photo(name)
-            grid = [(a, b) for a in range(cells) for b in range(cells)]
-            k = max(1, int(round(cfg["heldout_fraction"] * len(grid))))
-            held = {grid[t] for t in rng.choice(len(grid), size=k, replace=False)}
-            for tile, is_held in _tiles(photo, cfg["short_sides"], cells, held, cfg["min_std"]):
-                all_tiles.append(tile)
+        for p, name in enumerate(names):
+            for img, is_held, cell in _photo_crops(load_photo(name), cfg, rng):
+                all_imgs.append(img)
                 all_labels.append(label)
                 all_held.append(is_held)
-    tiles = np.stack(all_tiles)
+                all_groups.append(hash_group(label, p, cell))
+    imgs = np.stack(all_imgs)
     labels = np.asarray(all_labels, dtype=np.int8)
     held = np.asarray(all_held)
-    ids = np.arange(len(tiles), dtype=np.int64)
+    groups = np.asarray(all_groups, dtype=np.int64)
+    ok = content_ok(imgs, cfg["min_gradient"], cfg["max_flat"])
+    ids = np.arange(len(imgs), dtype=np.int64)
 
     def pick(mask: np.ndarray, per_class: int, what: str) -> ImageSet:
         chosen = []
         for label in (-1, 1):
-            idx = ids[mask & (labels == label)]
+            idx = ids[mask & ok & (labels == label)]
             if len(idx) < per_class:
                 raise UserError(
-                    f"params: data.demo.{what}: asked for {per_class} patches per class but only "
-                    f"{len(idx)} are available for class {label:+d}; lower it or add photos"
+                    f"params: data.demo.{what}: asked for {per_class} images per class but only {len(idx)} of class "
+                    f"{label:+d} pass the content rule; lower it, add photos or raise data.demo.cells"
                 )
-            chosen.append(np.sort(rng.choice(idx, size=per_class, replace=False)))
+            chosen.append(rng.choice(idx, size=per_class, replace=False))  # random order: 'first' is a random sample
         sel = np.concatenate(chosen)
-        return ImageSet(tiles[sel], labels[sel], sel)
+        return ImageSet(imgs[sel], labels[sel], sel, groups[sel])
 
-    return pick(~held, int(cfg["pool_per_class"]), "pool_per_class"), pick(
-        held, int(cfg["heldout_per_class"]), "heldout_per_class"
-    )
+    return pick(~held, int(cfg["pool_per_class"]), "pool_per_class"), pick(held, int(cfg["heldout_per_class"]), "heldout_per_class")

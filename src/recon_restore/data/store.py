@@ -1,6 +1,8 @@
 """Image sets written by the data stage: ``/images`` uint8 (N, 3, 32, 32), ``/labels``
 int8 in {-1, +1} (vehicles -1, animals +1), ``/ids`` int64 (original index, e.g. the
-CIFAR-10 index), plus provenance attributes."""
+CIFAR-10 index), ``/groups`` int64 (images of one group may share pixels, e.g. crops of
+one cell of a demo photo; CIFAR-10: every image is its own group), plus provenance
+attributes."""
 
 from __future__ import annotations
 
@@ -19,6 +21,11 @@ class ImageSet:
     images: np.ndarray
     labels: np.ndarray
     ids: np.ndarray
+    groups: np.ndarray | None = None  # None: every image is its own group
+
+    def __post_init__(self):
+        if self.groups is None:
+            self.groups = np.asarray(self.ids, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -32,13 +39,14 @@ def write_image_set(path: str | Path, s: ImageSet, attrs: dict, overwrite: bool 
             f.create_dataset("images", data=s.images, compression="gzip", shuffle=True)
             f.create_dataset("labels", data=s.labels.astype(np.int8))
             f.create_dataset("ids", data=s.ids.astype(np.int64))
+            f.create_dataset("groups", data=np.asarray(s.groups, dtype=np.int64))
             set_attrs(f, dict(attrs, kind="recon-restore/image-set", count=len(s)))
 
 
 def read_image_set(path: str | Path) -> ImageSet:
     with open_h5(path, "image set") as f:
         require_datasets(f, ["images", "labels", "ids"])
-        s = ImageSet(f["images"][()], f["labels"][()], f["ids"][()])
+        s = ImageSet(f["images"][()], f["labels"][()], f["ids"][()], f["groups"][()] if "groups" in f else None)
     if s.images.shape[1:] != (3, 32, 32) or not np.isin(s.labels, (-1, 1)).all():
         raise UserError(f"{path}: expected images (N, 3, 32, 32) with labels in {{-1, +1}}")
     return s

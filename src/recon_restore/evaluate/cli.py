@@ -14,13 +14,13 @@ from ..attack.target_file import load_target
 from ..cli import common
 from ..errors import UserError
 from ..io import atomic_path, open_h5, provenance, require_datasets, set_attrs
+from ..methods import NAMES, RESTORERS
 from ..metrics import postprocess
 from ..runtime import device as get_device
 from ..runtime import setup
 from ..seeding import derive_seed
 
 log = logging.getLogger(__name__)
-RESTORERS = {"tv": ["tv"], "bfdncnn": ["bfdncnn"], "edm": ["edm_single", "edm_averaged"]}
 
 
 def register(sub) -> None:
@@ -33,18 +33,26 @@ def register(sub) -> None:
     p.set_defaults(func=collect_cmd)
     p = g.add_parser("restore", help="apply one restorer to every plain reconstruction")
     common(p, device=True)
-    p.add_argument("--restorer", required=True, choices=sorted(RESTORERS))
+    p.add_argument("--restorer", required=True, choices=RESTORERS)
     p.add_argument("--plain", required=True)
     p.add_argument("--checkpoint", default=None, help="restorer checkpoint (edm, bfdncnn)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=restore_cmd)
-    p = g.add_parser("match", help="best match per training image for one method")
+    p = g.add_parser("galleries", help="null galleries: unseen held-out images, K sets the size of the training set")
     common(p)
-    p.add_argument("--method", required=True, help="plain, tv, bfdncnn, edm_single or edm_averaged")
+    p.add_argument("--target", required=True)
+    p.add_argument("--heldout", required=True, help="held-out image set (data prepare --heldout)")
+    p.add_argument("--pool", required=True, help="pool image set the restorers were trained from (data prepare --pool)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=galleries_cmd)
+    p = g.add_parser("match", help="assign one method's reconstructions to the training images and to every null gallery")
+    common(p)
+    p.add_argument("--method", required=True, choices=NAMES)
     p.add_argument("--target", required=True)
     p.add_argument("--plain", required=True)
+    p.add_argument("--galleries", required=True, help="null galleries (evaluate galleries --out)")
     p.add_argument("--restored", default=None, help="restored HDF5 holding the method (not for plain)")
-    p.add_argument("--out", required=True, help="output CSV")
+    p.add_argument("--out", required=True, help="output match file (.h5)")
     p.set_defaults(func=match_cmd)
 
 
@@ -139,35 +147,61 @@ def restore_cmd(args) -> None:
             set_attrs(f, provenance(prm.cfg, prm.seed, preset=prm.preset, restorer=args.restorer))
 
 
+def galleries_cmd(args) -> None:
+    from ..data.store import read_image_set
+    from .galleries import build_galleries, check_unseen, write_galleries
+
+    prm = setup(args)
+    tgt = load_target(args.target)
+    held, pool = read_image_set(args.heldout), read_image_set(args.pool)
+    timg, tlab = tgt["images"].numpy(), tgt["labels"].numpy()
+    gal = build_galleries(held, tgt["ids"].numpy(), timg, tlab, pool.images, prm.section("evaluate")["null_galleries"],
+                          derive_seed(prm.seed, "null-galleries"))
+    check_unseen(gal, timg, pool.images, str(args.out))
+    write_galleries(args.out, gal, provenance(prm.cfg, prm.seed, preset=prm.preset), args.overwrite)
+    log.info("null galleries: %d of %d images (%s)", len(gal), gal.images.shape[1], "disjoint" if gal.disjoint else "overlapping")
+
+
+def read_method(args, plain: torch.Tensor) -> torch.Tensor:
+    """The images of ``args.method``: the plain reconstructions or one dataset of a restored file."""
+    if args.method == "plain":
+        return plain
+    if not args.restored:
+        raise UserError(f"evaluate match --method {args.method} needs --restored")
+    with open_h5(args.restored, "restored reconstructions") as f:
+        if args.method not in f:
+            raise UserError(f"{args.restored}: holds no dataset '{args.method}' (has {sorted(f.keys())})")
+        cands = torch.from_numpy(f[args.method][()])
+    if cands.shape[0] != plain.shape[0]:
+        raise UserError(f"{args.restored}: {cands.shape[0]} images, but {args.plain} has {plain.shape[0]}")
+    return cands
+
+
 def match_cmd(args) -> None:
-    from .match import best_match, split_halves
+    from .galleries import read_galleries
+    from .match import assign, pair_scores
+    from .match_file import MatchData, write_match
 
     prm = setup(args)
     ev = prm.section("evaluate")
+    bm = ev["best_match"]
+    rule, variant = bm["assignment"], bm["ssim_variant"]
     tgt = load_target(args.target)
     targets = tgt["images"].double() / 255
     plain, run = read_plain(args.plain)
-    if args.method == "plain":
-        cands = plain
-    else:
-        if not args.restored:
-            raise UserError(f"evaluate match --method {args.method} needs --restored")
-        with open_h5(args.restored, "restored reconstructions") as f:
-            if args.method not in f:
-                raise UserError(f"{args.restored}: holds no dataset '{args.method}' (has {sorted(f.keys())})")
-            cands = torch.from_numpy(f[args.method][()])
-    if cands.shape[0] != plain.shape[0]:
-        raise UserError(f"{args.restored}: {cands.shape[0]} images, but {args.plain} has {plain.shape[0]}")
-    halves = split_halves(run, derive_seed(prm.seed, "figure5-halves"))
-    half = np.asarray([halves[int(r)] for r in run])
-    bm = ev["best_match"]
-    r = best_match(cands, targets, half, bm["ssim_variant"], bm["haarpsi_topk"])
-    df = pd.DataFrame({
-        "image": np.arange(len(targets)), "id": tgt["ids"].numpy(), "label": tgt["labels"].numpy(),
-        "ssim": r.ssim, "ssim_arg": r.ssim_arg, "ssim_run": run[r.ssim_arg], "haarpsi": r.haarpsi, "haarpsi_arg": r.haarpsi_arg,
-        "half0_ssim": r.half_ssim[0], "half1_ssim": r.half_ssim[1], "half0_haarpsi": r.half_haarpsi[0], "half1_haarpsi": r.half_haarpsi[1],
-    })
-    with atomic_path(args.out, args.overwrite) as tmp:
-        df.to_csv(tmp, index=False)
-    log.info("%s: %d of %d training images with best SSIM > %s", args.method, int((df.ssim > ev["good_threshold"]).sum()),
-             len(df), ev["good_threshold"])
+    cands = read_method(args, plain)
+    gal = read_galleries(args.galleries)
+    if gal.images.shape[1] != len(targets):
+        raise UserError(f"{args.galleries}: galleries of {gal.images.shape[1]} images, but the target network has {len(targets)}")
+    runs = np.unique(run)
+    ridx = np.searchsorted(runs, run)
+    main_rule = "ssim" if rule == "none" else rule
+    a = assign(cands, targets, ridx, len(runs), main_rule, variant)
+    hp, ps = pair_scores(cands, targets, a.image)
+    nulls = [assign(cands, torch.from_numpy(g).double() / 255, ridx, len(runs), main_rule, variant) for g in gal.images]
+    d = MatchData(args.method, rule, run, runs, a.image, a.ssim, hp, ps, a.run_max,
+                  np.stack([n.image for n in nulls]), np.stack([n.ssim for n in nulls]), np.stack([n.run_max for n in nulls]))
+    write_match(args.out, d, provenance(prm.cfg, prm.seed, preset=prm.preset, ssim_variant=variant), args.overwrite)
+    c = d.counts(ev["good_threshold"], n_boot=0)
+    log.info("%s: %d of %d training images good (SSIM > %s, assignment %s); null galleries %s; rule 'none' %d",
+             args.method, c["good"], d.images, ev["good_threshold"], rule, c["null"], c["good_none"])

@@ -1,12 +1,23 @@
-"""Best match per training image (paper section 5.1.1 and Figures 2, 3, 5).
+"""Assigning reconstructions to training images, the paper's best-match rule (section
+5.1.1, footnotes 3 and 4).
 
-For every training image of the evaluation network, the best match among a method's
-restored reconstructions is the one with the highest SSIM (exact all pairs, variant
-``haim`` by default). HaarPSI best matches are exact over all pairs when ``topk`` is
-None; otherwise HaarPSI is computed for each training image's ``topk`` candidates by
-SSIM (the paper, like Haim et al., pre-matches with a cheaper heuristic; its footnote 3).
-The same reductions are kept separately for the two random halves of the runs
-(Figure 5). The SSIM matrix is streamed in blocks and never held whole.
+Every reconstruction of a method is assigned to exactly one image of a gallery (the
+evaluation network's training images, or a null gallery of unseen images): its nearest.
+A gallery image's best match is the best among the reconstructions assigned to it; an
+image that no reconstruction is assigned to has no match (a black cell in the grids,
+never good). Assignment rules:
+
+* ``ssim`` (default): nearest by the exact SSIM, from the all-pairs GEMM;
+* ``ncc``: Haim et al.'s heuristic (``metrics.ncc``), then the exact SSIM of that pair,
+  as the paper did it (footnote 3);
+* ``none``: no assignment; each image's best match is the maximum over all
+  reconstructions. Kept for comparison only: it lets one smooth reconstruction count
+  for many images.
+
+``assign`` makes one pass over the SSIM matrix (streamed in blocks, never held whole)
+and returns both the assignment and, per run, each image's maximum over all of that
+run's reconstructions (the ``none`` rule), so that counts can be recomputed for any
+subset of runs (bootstrap intervals, the two halves of Figure 5).
 """
 
 from __future__ import annotations
@@ -16,62 +27,98 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..metrics import haarpsi
-from ..metrics.ssim import _blocks
+from ..metrics import haarpsi, ncc_nearest, psnr, ssim, ssim_blocks
+
+RULES = ("ssim", "ncc", "none")
 
 
 @dataclass
-class MatchResult:
-    ssim: np.ndarray  # (M,) best SSIM per training image
-    ssim_arg: np.ndarray  # (M,) candidate row
-    haarpsi: np.ndarray  # (M,)
-    haarpsi_arg: np.ndarray
-    half_ssim: np.ndarray  # (2, M) best SSIM within each half of the runs
-    half_haarpsi: np.ndarray  # (2, M)
+class Assignment:
+    image: np.ndarray  # (N,) gallery index each reconstruction is assigned to
+    ssim: np.ndarray  # (N,) exact SSIM of each reconstruction to its assigned image
+    run_max: np.ndarray  # (R, M) per run, each image's SSIM maximum over all the run's reconstructions
 
 
 @torch.no_grad()
-def best_match(cands: torch.Tensor, targets: torch.Tensor, half: np.ndarray, variant: str = "haim",
-               topk: int | None = 32, chunk: int | None = None) -> MatchResult:
-    """cands (N, 3, H, W) and targets (M, 3, H, W) in [0, 1]; half: (N,) in {0, 1}."""
-    n, m = cands.shape[0], targets.shape[0]
-    cands = cands.float()
-    targets = targets.float()
-    half_t = torch.as_tensor(half, dtype=torch.long)
-    best = torch.full((m,), -float("inf"), dtype=torch.float64)
-    arg = torch.full((m,), -1, dtype=torch.long)
-    hbest = torch.full((2, m), -float("inf"), dtype=torch.float64)
-    k = n if topk is None else min(topk, n)
-    top_v = torch.full((m, 0), -float("inf"), dtype=torch.float64)
-    top_i = torch.zeros((m, 0), dtype=torch.long)
-    for start, block in _blocks(cands, targets, variant, chunk):  # block: (b, M)
-        rows = torch.arange(start, start + block.shape[0])
-        bmax, barg = block.max(0)
-        upd = bmax > best
-        best, arg = torch.where(upd, bmax, best), torch.where(upd, barg + start, arg)
-        for h in (0, 1):
-            sel = half_t[rows] == h
-            if sel.any():
-                hbest[h] = torch.maximum(hbest[h], block[sel].max(0).values)
-        v = torch.cat([top_v, block.t()], 1)
-        i = torch.cat([top_i, rows.unsqueeze(0).expand(m, -1)], 1)
-        kk = min(k, v.shape[1])
-        tv, ti = v.topk(kk, dim=1)
-        top_v, top_i = tv, torch.gather(i, 1, ti)
-    # HaarPSI on each target's candidate list
-    flat_t = torch.arange(m).repeat_interleave(top_i.shape[1])
-    flat_c = top_i.flatten()
-    hp = torch.empty(flat_c.shape[0], dtype=torch.float64)
-    for s in range(0, len(flat_c), 4096):
-        hp[s : s + 4096] = haarpsi(cands[flat_c[s : s + 4096]], targets[flat_t[s : s + 4096]]).double()
-    hp = hp.view(m, -1)
-    hbest_val, hidx = hp.max(1)
-    harg = torch.gather(top_i, 1, hidx.unsqueeze(1)).squeeze(1)
-    hhalf = torch.full((2, m), -float("inf"), dtype=torch.float64)
-    for h in (0, 1):
-        mask = half_t[top_i] == h
-        hhalf[h] = torch.where(mask, hp, torch.full_like(hp, -float("inf"))).max(1).values
-    return MatchResult(best.numpy(), arg.numpy(), hbest_val.numpy(), harg.numpy(), hbest.numpy(), hhalf.numpy())
+def assign(cands: torch.Tensor, gallery: torch.Tensor, run_index: np.ndarray, n_runs: int, rule: str = "ssim",
+           variant: str = "haim", chunk: int | None = None) -> Assignment:
+    """cands (N, 3, H, W), gallery (M, 3, H, W) in [0, 1]; run_index (N,) in [0, n_runs)."""
+    if rule not in RULES:
+        raise ValueError(f"unknown assignment rule {rule!r}; expected one of {RULES}")
+    n, m = cands.shape[0], gallery.shape[0]
+    cands, gallery = cands.float(), gallery.float()
+    ridx = torch.as_tensor(run_index, dtype=torch.long)
+    image = torch.empty(n, dtype=torch.long)
+    best = torch.empty(n, dtype=torch.float64)
+    run_max = torch.full((n_runs, m), -float("inf"), dtype=torch.float64)
+    for start, block in ssim_blocks(cands, gallery, variant, chunk):  # block: (b, M)
+        rows = slice(start, start + block.shape[0])
+        v, a = block.max(1)
+        best[rows], image[rows] = v.double(), a
+        idx = ridx[rows].unsqueeze(1).expand(-1, m)
+        run_max.scatter_reduce_(0, idx, block.double(), reduce="amax")
+    if rule == "ncc":
+        image = ncc_nearest(cands, gallery)
+        best = ssim(cands.double(), gallery.double()[image], variant)
+    return Assignment(image.numpy(), best.numpy(), run_max.numpy())
+
+
+@torch.no_grad()
+def pair_scores(cands: torch.Tensor, gallery: torch.Tensor, image: np.ndarray, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """HaarPSI and PSNR of each reconstruction against its assigned image. Returns two (N,) arrays."""
+    idx = torch.as_tensor(image, dtype=torch.long)
+    hp = torch.empty(len(idx), dtype=torch.float64)
+    ps = torch.empty(len(idx), dtype=torch.float64)
+    for s in range(0, len(idx), batch):
+        a, b = cands[s : s + batch].float(), gallery[idx[s : s + batch]].float()
+        hp[s : s + batch] = haarpsi(a, b).double()
+        ps[s : s + batch] = psnr(a, b)
+    return hp.numpy(), ps.numpy()
+
+
+def per_run_best(values: np.ndarray, image: np.ndarray, run_index: np.ndarray, n_runs: int, m: int) -> np.ndarray:
+    """(R, M): per run, each image's best value among the reconstructions assigned to it (-inf: none)."""
+    out = np.full((n_runs, m), -np.inf)
+    np.maximum.at(out, (np.asarray(run_index), np.asarray(image)), np.asarray(values, dtype=np.float64))
+    return out
+
+
+def best_of(values: np.ndarray, image: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each image's best value among the reconstructions assigned to it, and that
+    reconstruction's row. Unmatched images get -inf and row -1; ties go to the first row."""
+    values = np.asarray(values, dtype=np.float64)
+    image = np.asarray(image)
+    best = np.full(m, -np.inf)
+    arg = np.full(m, -1, dtype=np.int64)
+    order = np.lexsort((np.arange(len(values)), -values, image))  # by image, best first, then lowest row
+    first = order[np.r_[True, image[order][1:] != image[order][:-1]]] if len(order) else order
+    best[image[first]], arg[image[first]] = values[first], first
+    return best, arg
+
+
+def count_good(run_best: np.ndarray, threshold: float, runs: np.ndarray | None = None) -> int:
+    """Images whose best match over the chosen runs (rows; all when None) exceeds the threshold."""
+    rb = run_best if runs is None else run_best[runs]
+    if rb.shape[0] == 0:
+        return 0
+    return int((rb.max(0) > threshold).sum())
+
+
+def bootstrap_interval(run_best: np.ndarray, threshold: float, n_boot: int, seed: int, level: float = 0.95) -> tuple[float, float]:
+    """A ``level`` interval for the good count from resampling the runs with replacement.
+
+    A resample holds only about 63% of the distinct runs, and the count can only grow with
+    more runs, so raw bootstrap counts sit below the observed one. The interval is the
+    bootstrap distribution's central ``level`` range re-centred on the observed count
+    (shifted by observed minus bootstrap median): the spread is the bootstrap's, the
+    centre is the count.
+    """
+    rng = np.random.default_rng(seed)
+    r = run_best.shape[0]
+    counts = np.array([count_good(run_best, threshold, rng.integers(0, r, r)) for _ in range(n_boot)])
+    a = (1 - level) / 2
+    shift = count_good(run_best, threshold) - np.median(counts)
+    return float(np.quantile(counts, a) + shift), float(np.quantile(counts, 1 - a) + shift)
 
 
 def split_halves(run_ids: np.ndarray, seed: int) -> dict[int, int]:

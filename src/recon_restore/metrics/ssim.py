@@ -128,7 +128,7 @@ def _pair_block(xs: _Side, ys: _Side, haim: bool) -> torch.Tensor:
     return num.div_(den).mean(0)
 
 
-def _blocks(a: torch.Tensor, b: torch.Tensor, variant: str, chunk: int | None):
+def ssim_blocks(a: torch.Tensor, b: torch.Tensor, variant: str, chunk: int | None):
     _check(a, "a")
     _check(b, "b")
     if a.shape[1:] != b.shape[1:]:
@@ -147,7 +147,7 @@ def _blocks(a: torch.Tensor, b: torch.Tensor, variant: str, chunk: int | None):
 def ssim_matrix(a: torch.Tensor, b: torch.Tensor, variant: str = "haim", chunk: int | None = None) -> torch.Tensor:
     """Exact SSIM of every pair (a[i], b[j]): an (N, M) matrix. Inputs in [0, 1]."""
     out = torch.empty(a.shape[0], b.shape[0], dtype=a.dtype, device=a.device)
-    for start, block in _blocks(a, b, variant, chunk):
+    for start, block in ssim_blocks(a, b, variant, chunk):
         out[start : start + block.shape[0]] = block
     return out
 
@@ -173,7 +173,7 @@ def best_matches(cands: torch.Tensor, targets: torch.Tensor, variant: str = "hai
     c_best = torch.empty(n, dtype=dt, device=dev)
     c_arg = torch.empty(n, dtype=torch.long, device=dev)
     c_second = torch.full((n,), -float("inf"), dtype=dt, device=dev)
-    for start, block in _blocks(cands, targets, variant, chunk):
+    for start, block in ssim_blocks(cands, targets, variant, chunk):
         rows = slice(start, start + block.shape[0])
         k = min(2, m)
         top = block.topk(k, dim=1)

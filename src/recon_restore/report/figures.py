@@ -21,44 +21,54 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def figure2(curves_ssim: pd.DataFrame, curves_haarpsi: pd.DataFrame, threshold: float, path: Path) -> None:
-    """Sorted best-match SSIM and HaarPSI, one line per method."""
+def figure2(curves_ssim: pd.DataFrame, curves_haarpsi: pd.DataFrame, threshold: float, path: Path,
+            null_ssim: dict[str, np.ndarray] | None = None) -> None:
+    """Sorted best-match SSIM and HaarPSI, one line per method; ``null_ssim[m]`` (K, M) best
+    SSIM per image on each null gallery draws the chance band (min to max of the K sorted curves)."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    colors = {m: f"C{i}" for i, m in enumerate(curves_ssim.columns[1:])}
     for ax, df, name in ((axes[0], curves_ssim, "SSIM"), (axes[1], curves_haarpsi, "HaarPSI")):
         for m in df.columns[1:]:
-            ax.plot(df["rank"], df[m], label=display(m), lw=1.6)
+            ax.plot(df["rank"], df[m], label=display(m), lw=1.6, color=colors[m])
         ax.set_xlabel("i-th best reconstructed training image")
         ax.set_ylabel(f"best-match {name}")
         ax.grid(alpha=0.3)
+    for m, null in (null_ssim or {}).items():
+        curves = -np.sort(-np.where(np.isfinite(null), null, np.nan), axis=1)
+        r = np.arange(1, curves.shape[1] + 1)
+        axes[0].fill_between(r, np.nanmin(curves, 0), np.nanmax(curves, 0), color=colors.get(m, "gray"), alpha=0.15, lw=0)
     axes[0].axhline(threshold, color="k", ls=":", lw=1)
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=8, title="shaded: null galleries", title_fontsize=7)
     _save(fig, path)
 
 
-def figure3(plain: pd.DataFrame, restored: pd.DataFrame, method: str, path: Path) -> None:
-    """Per training image: best match before (plain) vs after restoration."""
+def figure3(plain: np.ndarray, restored: np.ndarray, plain_h: np.ndarray, restored_h: np.ndarray, method: str, path: Path) -> None:
+    """Per training image: best match before (plain) vs after restoration (images matched by both)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
-    for ax, col, name in ((axes[0], "ssim", "SSIM"), (axes[1], "haarpsi", "HaarPSI")):
-        x, y = plain[col].to_numpy(), restored[col].to_numpy()
+    for ax, x, y, name in ((axes[0], plain, restored, "SSIM"), (axes[1], plain_h, restored_h, "HaarPSI")):
+        ok = np.isfinite(x) & np.isfinite(y)
+        x, y = x[ok], y[ok]
         ax.scatter(x, y, s=10, alpha=0.7)
-        lo, hi = min(x.min(), y.min()), max(x.max(), y.max())
-        ax.plot([lo, hi], [lo, hi], "k:", lw=1)
+        if len(x):
+            lo, hi = min(x.min(), y.min()), max(x.max(), y.max())
+            ax.plot([lo, hi], [lo, hi], "k:", lw=1)
         ax.set_xlabel(f"{name}, plain")
         ax.set_ylabel(f"{name}, {display(method)}")
         ax.grid(alpha=0.3)
     _save(fig, path)
 
 
-def figure5(matches: dict[str, pd.DataFrame], methods: list[str], path: Path) -> None:
-    """Runs split into two random halves: the band between the halves' sorted curves."""
+def figure5(halves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], path: Path) -> None:
+    """Runs split into two random halves: the band between the halves' sorted curves.
+    halves[m] = (ssim half 0, ssim half 1, haarpsi half 0, haarpsi half 1), each (M,)."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, col, name in ((axes[0], "ssim", "SSIM"), (axes[1], "haarpsi", "HaarPSI")):
-        for m in methods:
-            df = matches[m]
-            a = np.sort(df[f"half0_{col}"].to_numpy())[::-1]
-            b = np.sort(df[f"half1_{col}"].to_numpy())[::-1]
+    for m, (s0, s1, h0, h1) in halves.items():
+        for ax, a, b in ((axes[0], s0, s1), (axes[1], h0, h1)):
+            a = -np.sort(-np.where(np.isfinite(a), a, np.nan))
+            b = -np.sort(-np.where(np.isfinite(b), b, np.nan))
             r = np.arange(1, len(a) + 1)
-            ax.fill_between(r, np.minimum(a, b), np.maximum(a, b), alpha=0.4, label=display(m))
+            ax.fill_between(r, np.fmin(a, b), np.fmax(a, b), alpha=0.4, label=display(m))
+    for ax, name in ((axes[0], "SSIM"), (axes[1], "HaarPSI")):
         ax.set_xlabel("i-th best reconstructed training image")
         ax.set_ylabel(f"best-match {name}")
         ax.grid(alpha=0.3)
@@ -66,9 +76,24 @@ def figure5(matches: dict[str, pd.DataFrame], methods: list[str], path: Path) ->
     _save(fig, path)
 
 
+def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Path) -> None:
+    """ROC of the samples' spread as a blind detector of a false restoration (paper Figure 4's argument)."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.4))
+    for m, (fpr, tpr, auc) in curves.items():
+        ax.plot(fpr, tpr, lw=1.6, label=f"{display(m)} (AUROC {auc:.2f})")
+    ax.plot([0, 1], [0, 1], "k:", lw=1)
+    ax.set_xlabel("false-match rate")
+    ax.set_ylabel("true-match rate")
+    ax.set_title("low sample spread predicts a true match", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
 def grid(rows: list[tuple[str, np.ndarray]], path: Path, per_row: int = 15) -> None:
     """Image grid: for each block of ``per_row`` images, one row per method then the target.
-    rows: [(label, (K, 3, 32, 32) uint8 or float in [0, 1])]; positions past the end stay white."""
+    rows: [(label, (K, 3, 32, 32) uint8 or float in [0, 1])]; positions past the end stay white,
+    NaN images (no reconstruction assigned to that training image) are black."""
     k = rows[0][1].shape[0]
     blocks = int(np.ceil(k / per_row))
     nrow = blocks * len(rows)
@@ -83,7 +108,7 @@ def grid(rows: list[tuple[str, np.ndarray]], path: Path, per_row: int = 15) -> N
                 if idx >= k:
                     break
                 im = imgs[idx]
-                im = im.astype(np.float64) / (255.0 if im.dtype == np.uint8 else 1.0)
+                im = np.nan_to_num(im.astype(np.float64) / (255.0 if im.dtype == np.uint8 else 1.0), nan=0.0)
                 strip[:, i * 34 : i * 34 + 32] = np.clip(im.transpose(1, 2, 0), 0, 1)
             ax.imshow(strip, interpolation="nearest")
             ax.set_xticks([])

@@ -1,74 +1,114 @@
 """Tables (paper section 5.1.1): per-image best matches and the summary of good
-reconstructions (best SSIM > 0.4, Buzaglo et al.'s rule), in CSV, Markdown and LaTeX."""
+reconstructions (best-match SSIM > 0.4, Buzaglo et al.'s rule) beside their null control,
+in CSV, Markdown and LaTeX."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from ..evaluate.match_file import MatchData
 from . import display
 
 
-def per_image(matches: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    first = next(iter(matches.values()))
-    out = first[["image", "id", "label"]].copy()
-    for m, df in matches.items():
-        out[f"ssim_{m}"] = df["ssim"].to_numpy()
-        out[f"haarpsi_{m}"] = df["haarpsi"].to_numpy()
+def _finite(x: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(x), x, np.nan)
+
+
+def per_image(matches: dict[str, MatchData], ids: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+    """One row per training image: each method's best-match SSIM, HaarPSI and PSNR (empty: unmatched)."""
+    out = pd.DataFrame({"image": np.arange(len(ids)), "id": ids, "label": labels})
+    for m, d in matches.items():
+        out[f"ssim_{m}"] = _finite(d.best_ssim())
+        out[f"haarpsi_{m}"] = _finite(d.best("haarpsi")[0])
+        out[f"psnr_{m}"] = _finite(d.best("psnr")[0])
     return out
 
 
-def summary(matches: dict[str, pd.DataFrame], threshold: float) -> pd.DataFrame:
+def summary(matches: dict[str, MatchData], counts: dict[str, dict], threshold: float) -> pd.DataFrame:
     rows = []
-    plain = matches.get("plain")
-    for m, df in matches.items():
-        s, h = df["ssim"].to_numpy(), df["haarpsi"].to_numpy()
-        row = {
-            "method": m,
-            "name": display(m),
-            "good": int((s > threshold).sum()),
-            "images": len(s),
-            "mean_ssim": float(np.mean(s)),
-            "median_ssim": float(np.median(s)),
-            "mean_haarpsi": float(np.mean(h)),
-            "median_haarpsi": float(np.median(h)),
-        }
+    plain = _finite(matches["plain"].best_ssim()) if "plain" in matches else None
+    for m, d in matches.items():
+        s = _finite(d.best_ssim())
+        h, p = _finite(d.best("haarpsi")[0]), _finite(d.best("psnr")[0])
+        p = np.where(np.isinf(p), np.nan, p)
+        c = counts[m]
+        row = {"method": m, "name": display(m), "good": c["good"], "good_lo": c["good_lo"], "good_hi": c["good_hi"],
+               "good_none": c["good_none"], "null_mean": c["null_mean"], "null_min": c["null_min"], "null_max": c["null_max"],
+               "excess": c["excess"], "null_none_mean": c["null_none_mean"], "matched": int(np.isfinite(s).sum()), "images": len(s),
+               "mean_ssim": np.nanmean(s) if np.isfinite(s).any() else np.nan,
+               "median_ssim": np.nanmedian(s) if np.isfinite(s).any() else np.nan,
+               "mean_haarpsi": np.nanmean(h) if np.isfinite(h).any() else np.nan,
+               "mean_psnr": np.nanmean(p) if np.isfinite(p).any() else np.nan}
         if plain is not None and m != "plain":
-            row["better_than_plain"] = int((s > plain["ssim"].to_numpy()).sum())
-            row["worse_than_plain"] = int((s < plain["ssim"].to_numpy()).sum())
+            both = np.isfinite(s) & np.isfinite(plain)
+            row["better_than_plain"] = int((s[both] > plain[both]).sum())
+            row["worse_than_plain"] = int((s[both] < plain[both]).sum())
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def to_markdown(df: pd.DataFrame, threshold: float, variant: str) -> str:
-    cols = ["name", "good", "images", "mean_ssim", "median_ssim", "mean_haarpsi"]
-    head = f"| Method | Good (SSIM > {threshold}) | Images | Mean SSIM | Median SSIM | Mean HaarPSI |"
-    lines = [head, "|---|---:|---:|---:|---:|---:|"]
-    for _, r in df[cols].iterrows():
-        lines.append(f"| {r['name']} | {r['good']} | {r['images']} | {r['mean_ssim']:.3f} | {r['median_ssim']:.3f} | {r['mean_haarpsi']:.3f} |")
-    lines.append("")
-    lines.append(f"SSIM variant: `{variant}`; best match per training image over all reconstructions of all runs.")
+def _null_cell(r) -> tuple[str, str]:
+    return f"{r['null_mean']:.1f} ({r['null_min']:.0f}-{r['null_max']:.0f})", f"{r['excess']:+.1f}"
+
+
+def to_markdown(df: pd.DataFrame, threshold: float, variant: str, assignment: str, galleries: int) -> str:
+    head = (f"| Method | Good (SSIM > {threshold}) | 95% interval | Null: mean (range) | Excess | Good, max over all | "
+            "Matched | Mean SSIM | Mean HaarPSI | Mean PSNR |")
+    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for _, r in df.iterrows():
+        null, exc = _null_cell(r)
+        lines.append(f"| {r['name']} | {r['good']} / {r['images']} | {r['good_lo']:.0f}-{r['good_hi']:.0f} | {null} | {exc} | "
+                     f"{r['good_none']} | {r['matched']} | {r['mean_ssim']:.3f} | {r['mean_haarpsi']:.3f} | {r['mean_psnr']:.2f} |")
+    lines += ["", f"SSIM variant `{variant}`. Best match: each reconstruction is assigned to its nearest training image "
+              f"(`{assignment}`), and a training image's best match is the best among those assigned to it (paper 5.1.1); "
+              f"unmatched images are never good. Null: the same protocol against {galleries} galleries of unseen images of "
+              "the same distribution (chance level); excess = good - mean null. Interval: 95% bootstrap over runs. "
+              "'Max over all' is the looser rule without assignment, for comparison. Means are over matched images."]
     return "\n".join(lines) + "\n"
 
 
-def to_latex(df: pd.DataFrame, threshold: float, variant: str) -> str:
+def to_latex(df: pd.DataFrame, threshold: float, variant: str, assignment: str, galleries: int) -> str:
     esc = lambda s: str(s).replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")  # noqa: E731
     lines = [
-        r"\begin{tabular}{lrrrr}",
+        r"\begin{tabular}{lrrrrrr}",
         r"\toprule",
-        rf"Method & Good (SSIM $>$ {threshold}) & Mean SSIM & Median SSIM & Mean HaarPSI \\",
+        rf"Method & Good (SSIM $>$ {threshold}) & 95\% CI & Null & Excess & Mean SSIM & Mean HaarPSI \\",
         r"\midrule",
     ]
     for _, r in df.iterrows():
-        lines.append(f"{esc(r['name'])} & {r['good']} / {r['images']} & {r['mean_ssim']:.3f} & {r['median_ssim']:.3f} & {r['mean_haarpsi']:.3f} \\\\")
-    lines += [r"\bottomrule", r"\end{tabular}", f"% SSIM variant: {variant}"]
+        null, exc = _null_cell(r)
+        lines.append(f"{esc(r['name'])} & {r['good']} / {r['images']} & {r['good_lo']:.0f}--{r['good_hi']:.0f} & {null.replace('-', '--')} & "
+                     f"${exc}$ & {r['mean_ssim']:.3f} & {r['mean_haarpsi']:.3f} \\\\")
+    lines += [r"\bottomrule", r"\end{tabular}",
+              f"% SSIM variant: {variant}; assignment: {assignment}; null: mean (range) over {galleries} galleries of unseen images"]
     return "\n".join(lines) + "\n"
 
 
-def sorted_curves(matches: dict[str, pd.DataFrame], column: str) -> pd.DataFrame:
-    """Rank i -> the i-th best score of each method (Figure 2)."""
-    n = len(next(iter(matches.values())))
+def sorted_curves(per_img: pd.DataFrame, methods: list[str], column: str) -> pd.DataFrame:
+    """Rank i -> the i-th best score of each method (Figure 2); unmatched images last (empty)."""
+    n = len(per_img)
     out = pd.DataFrame({"rank": np.arange(1, n + 1)})
-    for m, df in matches.items():
-        out[m] = np.sort(df[column].to_numpy())[::-1]
+    for m in methods:
+        v = per_img[f"{column}_{m}"].to_numpy()
+        out[m] = -np.sort(-v)  # NaN sorts last
     return out
+
+
+def auroc(score: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney U, ties counted half); NaN without both classes."""
+    pos, neg = score[positive], score[~positive]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    from scipy.stats import rankdata
+
+    r = rankdata(np.concatenate([pos, neg]))
+    return float((r[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def roc_curve(score: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """False- and true-positive rates as the threshold on ``score`` goes down."""
+    order = np.argsort(-score, kind="stable")
+    tp = np.r_[0, np.cumsum(positive[order])]
+    fp = np.r_[0, np.cumsum(~positive[order])]
+    return fp / max(1, (~positive).sum()), tp / max(1, positive.sum())

@@ -10,6 +10,7 @@ import torch
 
 from ..cli import common
 from ..errors import UserError
+from ..methods import TRAINED
 from ..io import atomic_path, check_writable, provenance
 from ..runtime import device as get_device
 from ..runtime import setup
@@ -21,7 +22,7 @@ def register(sub) -> None:
     g = sub.add_parser("restorers", help="restorers stage: train EDM / BF-DnCNN").add_subparsers(dest="verb", required=True)
     p = g.add_parser("train", help="train a restorer on the dataset")
     common(p, device=True)
-    p.add_argument("--method", required=True, choices=["edm", "bfdncnn"])
+    p.add_argument("--method", required=True, choices=TRAINED)
     p.add_argument("--manifest", required=True, help="dataset manifest (dataset manifest --out)")
     p.add_argument("--out", required=True, help="output checkpoint (.pt)")
     p.add_argument("--history", default=None, help="optional CSV of the training loss")

@@ -1,0 +1,49 @@
+"""The one list of evaluated methods (paper section 5.1.1, methods 1 to 5).
+
+Each method is a set of images made from the plain reconstructions: ``plain`` itself, or
+the output of a restorer. Everything that enumerates methods (CLI choices, the
+workflow's targets and wildcard constraints, the report's order and labels) reads
+this list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str  # match file stem, restored-file dataset name
+    label: str  # how tables and figures name it
+    restorer: str | None  # restorer that makes it (None: the plain reconstructions)
+    trained: bool = False  # the restorer is trained by the restorers stage (has a checkpoint)
+
+
+METHODS: tuple[Method, ...] = (
+    Method("plain", "Plain (Haim et al.)", None),
+    Method("tv", "TV denoising", "tv"),
+    Method("bfdncnn", "BF-DnCNN", "bfdncnn", trained=True),
+    Method("edm_single", "Ours single", "edm", trained=True),
+    Method("edm_averaged", "Ours averaged", "edm", trained=True),
+)
+BY_NAME = {m.name: m for m in METHODS}
+NAMES = [m.name for m in METHODS]
+RESTORERS = list(dict.fromkeys(m.restorer for m in METHODS if m.restorer))
+TRAINED = list(dict.fromkeys(m.restorer for m in METHODS if m.trained))
+
+
+def label(name: str) -> str:
+    return BY_NAME[name].label if name in BY_NAME else name
+
+
+def restorer_of(name: str) -> str | None:
+    return BY_NAME[name].restorer if name in BY_NAME else None
+
+
+def methods_of(restorer: str) -> list[str]:
+    return [m.name for m in METHODS if m.restorer == restorer]
+
+
+def order(names) -> list[str]:
+    """Names in the list's order; unknown names last, alphabetically."""
+    return sorted(names, key=lambda n: (NAMES.index(n) if n in NAMES else len(NAMES), n))
