@@ -14,6 +14,29 @@ import sys
 from .errors import UserError
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's one-line errors: ``recon-restore: error: ...``, exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"recon-restore: error: {self.prog}: {message}\n")
+
+
+def int_at_least(low: int):
+    """An argparse type: an integer >= ``low`` (range-checked where it is parsed)."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {v}")
+        return v
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
 def common(p: argparse.ArgumentParser, params: bool = True, device: bool = False) -> None:
     if params:
         p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
@@ -33,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .report import cli as report_cli
     from .restorers import cli as restorers_cli
 
-    parser = argparse.ArgumentParser(prog="recon-restore", description=__doc__.splitlines()[0])
+    parser = Parser(prog="recon-restore", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__import__('recon_restore').__version__}")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="<stage>")
     for mod in (data_cli, attack_cli, dataset_cli, restorers_cli, evaluate_cli, report_cli, bench_cli):
@@ -61,7 +84,10 @@ def _params_cmd(args) -> None:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse printed its one-line usage error
+        return int(e.code or 0)
     try:
         args.func(args)
     except UserError as e:

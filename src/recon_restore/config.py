@@ -67,12 +67,41 @@ def validate_params(doc: Any, source: str = DEFAULT_PARAMS) -> None:
         # Prefer errors about keys (most common: typos) and the shallowest location.
         first = next((e for e in errors if e.validator == "additionalProperties"), errors[0])
         raise UserError(_describe(first, source))
+    for name, cfg in doc.get("presets", {}).items():
+        _check_cross_fields(cfg, f"presets.{name}", source)
     preset = doc.get("preset")
     if preset not in doc.get("presets", {}):
         raise UserError(
             f"{source}: key 'preset': {preset!r} is not defined under 'presets' "
             f"(defined: {', '.join(doc.get('presets', {}))})"
         )
+
+
+def _check_cross_fields(cfg: dict, where: str, source: str) -> None:
+    """Rules that tie one key to another (the schema checks each key alone)."""
+    def fail(key: str, msg: str) -> None:
+        raise UserError(f"{source}: key '{where}.{key}': {msg}")
+
+    for sec in ("attack.reconstruct", "evaluate.reconstruct"):
+        a, b = sec.split(".")
+        rc = cfg[a][b]
+        snaps, it = list(rc["snapshots"]), rc["iterations"]
+        if any(not 1 <= s <= it for s in snaps):
+            fail(f"{sec}.snapshots", f"{[s for s in snaps if not 1 <= s <= it]} outside 1..iterations ({it})")
+        if snaps != sorted(set(snaps)):
+            fail(f"{sec}.snapshots", f"{snaps} must be sorted and without repeats")
+    ab = cfg["evaluate"]["reconstruct"]["abort"]
+    it = cfg["evaluate"]["reconstruct"]["iterations"]
+    if ab["criterion"] != "none" and not 1 <= ab["at"] <= it:
+        fail("evaluate.reconstruct.abort.at", f"{ab['at']} outside 1..iterations ({it})")
+    for sec in ("dataset", "evaluate"):
+        c = cfg[sec]
+        if c["runs_per_batch"] > c["runs_per_job"]:
+            fail(f"{sec}.runs_per_batch", f"{c['runs_per_batch']} is more than runs_per_job ({c['runs_per_job']})")
+    d = cfg["dataset"]
+    for k in ("phase1_runs", "phase2_runs", "wave_runs"):
+        if d[k] % d["runs_per_job"]:
+            fail(f"dataset.{k}", f"{d[k]} is not a multiple of runs_per_job ({d['runs_per_job']})")
 
 
 def load_doc(path: str | os.PathLike = DEFAULT_PARAMS) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import logging
 import os
 import platform
 import secrets
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -55,10 +56,23 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pa
 
 
 def run_resumable(parts_dir: Path, jobs: list[tuple[str, Callable[[], Any]]],
-                  save: Callable[[Path, Any], None], load: Callable[[Path], Any]) -> list[Any]:
+                  save: Callable[[Path, Any], None], load: Callable[[Path], Any], fingerprint: str | None = None) -> list[Any]:
     """Run each (name, compute) once, keeping its result as ``parts_dir/name`` (written
-    atomically); a restarted job loads finished parts instead of recomputing them."""
+    atomically); a restarted job loads finished parts instead of recomputing them.
+
+    ``fingerprint`` (settings and code, see ``fingerprint.py``) is kept in
+    ``parts_dir/FINGERPRINT``: parts left by a run with another fingerprint are discarded
+    with one log line, never merged into this result."""
+    marker = parts_dir / "FINGERPRINT"
+    if parts_dir.exists() and fingerprint is not None:
+        old = marker.read_text().strip() if marker.exists() else "none"
+        if old != fingerprint:
+            log.warning("%s: discarding partial results made with other settings or code (%s; now %s)", parts_dir, old, fingerprint)
+            shutil.rmtree(parts_dir)
     parts_dir.mkdir(parents=True, exist_ok=True)
+    if fingerprint is not None:
+        with atomic_path(marker, overwrite=True) as tmp:
+            tmp.write_text(fingerprint + "\n")
     out = []
     for name, compute in jobs:
         part = parts_dir / name

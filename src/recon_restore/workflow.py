@@ -7,32 +7,15 @@ depends on, and which report files exist.
 
 from __future__ import annotations
 
-import hashlib
 import math
-from functools import lru_cache
 from pathlib import Path
 
 from .config import Params
+from .fingerprint import code_hash  # noqa: F401  (the rules files import it from here)
 from .dataset.cli import layout
 from . import methods
 
 METHODS = methods.NAMES
-PACKAGE = Path(__file__).resolve().parent
-
-
-@lru_cache(maxsize=None)
-def code_hash(*subpackages: str) -> str:
-    """SHA-256 of the package sources a stage runs (its subpackages plus the shared
-    modules). Rules declare it as a param, so Snakemake reruns a rule when its code
-    changes, and `dvc repro` (which tracks the same sources) and Snakemake agree."""
-    h = hashlib.sha256()
-    files = sorted(PACKAGE.glob("*.py")) + sorted(PACKAGE.glob("schemas/*.yaml"))
-    for sub in subpackages:
-        files += sorted((PACKAGE / sub).rglob("*.py"))
-    for f in files:
-        h.update(str(f.relative_to(PACKAGE)).encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
 
 
 class Plan:

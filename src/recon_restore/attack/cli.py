@@ -10,10 +10,11 @@ import h5py
 import numpy as np
 import torch
 
-from ..cli import common
+from ..cli import common, int_at_least
 from ..data.store import read_image_set
 from ..errors import UserError
-from ..io import atomic_path, check_writable, provenance, run_resumable, set_attrs
+from ..fingerprint import fingerprint
+from ..io import atomic_path, check_writable, file_sha256, provenance, run_resumable, set_attrs
 from ..runtime import device as get_device
 from ..runtime import setup
 from ..seeding import derive_seed, torch_generator
@@ -36,7 +37,7 @@ def register(sub) -> None:
     p = g.add_parser("runs", help="one batch of evaluation reconstruction runs with random hyperparameters")
     common(p, device=True)
     p.add_argument("--target", required=True, help="target network file (attack target --out)")
-    p.add_argument("--batch", type=int, required=True, help="batch index b: runs [b * runs_per_job, (b + 1) * runs_per_job)")
+    p.add_argument("--batch", type=int_at_least(0), required=True, help="batch index b: runs [b * runs_per_job, (b + 1) * runs_per_job)")
     p.add_argument("--out", required=True, help="output HDF5 of candidate snapshots")
     p.set_defaults(func=runs_cmd)
 
@@ -120,7 +121,8 @@ def runs_cmd(args) -> None:
 
     jobs = [(f"runs-{run_ids[b]:06d}-{run_ids[min(b + per_batch, len(run_ids)) - 1]:06d}.pt",
              lambda b=b: batch(run_ids[b : b + per_batch], hps[b : b + per_batch])) for b in range(0, len(run_ids), per_batch)]
-    results = run_resumable(parts_dir, jobs, lambda p, d: torch.save(d, p), lambda p: torch.load(p, weights_only=True))
+    fp = fingerprint({"evaluate": ev, "seed": prm.seed, "target": file_sha256(args.target), "batch": args.batch}, "attack", "evaluate")
+    results = run_resumable(parts_dir, jobs, lambda p, d: torch.save(d, p), lambda p: torch.load(p, weights_only=True), fp)
     with atomic_path(out, args.overwrite) as tmp:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("snapshots", data=torch.cat([r["snapshots"] for r in results]).numpy(), compression="gzip")

@@ -8,7 +8,7 @@ import platform
 
 import torch
 
-from ..cli import common
+from ..cli import common, int_at_least
 from ..runtime import device as get_device
 from ..runtime import setup
 
@@ -17,8 +17,8 @@ def register(sub) -> None:
     g = sub.add_parser("bench", help="benchmarks (print figures)").add_subparsers(dest="verb", required=True)
     p = g.add_parser("attack", help="dataset-setting runs per hour: batched closed form vs naive autograd")
     common(p, device=True)
-    p.add_argument("--runs", type=int, default=None, help="runs per batch (default: params dataset.runs_per_batch)")
-    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--runs", type=int_at_least(1), default=None, help="runs per batch (default: params dataset.runs_per_batch)")
+    p.add_argument("--repeat", type=int_at_least(1), default=5)
     p.add_argument("--sizes", nargs="+", default=["demo", "full"], choices=["demo", "full"])
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
                    help="fuse the batched optimiser updates with torch.compile, as the cifar-small and paper presets do "
@@ -26,21 +26,21 @@ def register(sub) -> None:
     p.add_argument("--json", default=None, help="also write the figures as JSON")
     p.set_defaults(func=attack_cmd)
     p = g.add_parser("dataset", help="synthetic dataset at scale: sampler pairs/s, peak memory, bytes per pair")
-    p.add_argument("--pairs", type=int, default=2_000_000)
-    p.add_argument("--shards", type=int, default=50)
+    p.add_argument("--pairs", type=int_at_least(1), default=2_000_000)
+    p.add_argument("--shards", type=int_at_least(1), default=50)
     p.add_argument("--compression", default="none", choices=["none", "gzip", "lzf"])
-    p.add_argument("--examples", type=int, default=500_000, help="examples to draw from the sampler")
-    p.add_argument("--batch", type=int, default=512)
-    p.add_argument("--window", type=int, default=16384)
+    p.add_argument("--examples", type=int_at_least(1), default=500_000, help="examples to draw from the sampler")
+    p.add_argument("--batch", type=int_at_least(1), default=512)
+    p.add_argument("--window", type=int_at_least(1), default=16384)
     p.add_argument("--dir", default=None, help="where to write the shards (default: a temporary folder, removed after)")
     p.add_argument("--json", default=None)
     p.set_defaults(func=dataset_cmd)
     p = g.add_parser("restorers", help="training and restoration images/s: full DDPM++ (EDM) and BF-DnCNN")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--precision", default="fp32", choices=["fp64", "fp32", "tf32", "bf16"])
-    p.add_argument("--train-batch", type=int, default=None, help="default: 128 on a GPU, 4 on a CPU")
-    p.add_argument("--sample-batch", type=int, default=None, help="default: 512 on a GPU, 4 on a CPU")
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--train-batch", type=int_at_least(1), default=None, help="default: 128 on a GPU, 4 on a CPU")
+    p.add_argument("--sample-batch", type=int_at_least(1), default=None, help="default: 512 on a GPU, 4 on a CPU")
+    p.add_argument("--repeat", type=int_at_least(1), default=3)
     p.add_argument("--json", default=None)
     p.set_defaults(func=restorers_cmd)
 

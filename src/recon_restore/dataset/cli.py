@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..cli import common
+from ..cli import common, int_at_least
+from ..fingerprint import fingerprint
 from ..data.store import read_image_set
 from ..errors import UserError
-from ..io import check_writable, provenance, read_json, write_json
+from ..io import check_writable, file_sha256, provenance, read_json, write_json
 from ..runtime import device as get_device
 from ..runtime import setup
 
@@ -20,7 +21,7 @@ def register(sub) -> None:
     p = g.add_parser("plan", help="which pool images every run of a wave trains on")
     common(p)
     p.add_argument("--pool", required=True)
-    p.add_argument("--wave", type=int, required=True)
+    p.add_argument("--wave", type=int_at_least(0), required=True)
     p.add_argument("--shards", nargs="*", default=[], help="shards of all earlier waves (phase 2 counts)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=plan_cmd)
@@ -28,7 +29,7 @@ def register(sub) -> None:
     common(p, device=True)
     p.add_argument("--pool", required=True)
     p.add_argument("--plan", required=True, help="the wave's plan (dataset plan --out)")
-    p.add_argument("--job", type=int, required=True, help="global job index")
+    p.add_argument("--job", type=int_at_least(0), required=True, help="global job index")
     p.add_argument("--out", required=True)
     p.set_defaults(func=shard_cmd)
     p = g.add_parser("manifest", help="verify shards and write the manifest")
@@ -103,7 +104,10 @@ def shard_cmd(args) -> None:
     out = check_writable(args.out, args.overwrite)
     pool = read_image_set(args.pool)
     parts = out.with_name(out.name + ".parts")
-    data = generate_job(pool, [by_run[r] for r in job["runs"]], prm.cfg, parts, dev, args.progress)
+    runs = [by_run[r] for r in job["runs"]]
+    fp = fingerprint({"attack": prm.cfg["attack"], "dataset": prm.cfg["dataset"], "seed": prm.seed, "runs": runs,
+                      "pool": file_sha256(args.pool)}, "dataset", "attack", "metrics")
+    data = generate_job(pool, runs, prm.cfg, parts, dev, args.progress, fp)
     attrs = provenance(prm.cfg, prm.seed, preset=prm.preset, job=args.job, wave=job["wave"], runs=job["runs"])
     write_shard(out, data, attrs, args.overwrite, prm.cfg["dataset"]["compression"])
     remove_parts(parts)

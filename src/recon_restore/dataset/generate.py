@@ -138,13 +138,14 @@ def _load_part(path: Path) -> ShardData:
 
 
 def generate_job(pool: ImageSet, runs: list[dict], cfg: dict, parts_dir: Path, device: torch.device,
-                 progress: bool = False) -> ShardData:
-    """Process a job's runs batch by batch, resuming from finished part files."""
+                 progress: bool = False, fingerprint: str | None = None) -> ShardData:
+    """Process a job's runs batch by batch, resuming from finished part files (only those
+    made with the same ``fingerprint``: settings, inputs and code)."""
     per_batch = int(cfg["dataset"]["runs_per_batch"])
     batches = [runs[b : b + per_batch] for b in range(0, len(runs), per_batch)]
     jobs = [(f"runs-{b[0]['run']:08d}-{b[-1]['run']:08d}.npz", lambda b=b: run_batch(pool, b, cfg, device, progress))
             for b in batches]
-    return ShardData.concat(run_resumable(parts_dir, jobs, _save_part, _load_part))
+    return ShardData.concat(run_resumable(parts_dir, jobs, _save_part, _load_part, fingerprint))
 
 
 def remove_parts(parts_dir: Path) -> None:

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..cli import common
+from ..cli import common, int_at_least
 from ..errors import UserError
 from ..methods import TRAINED
-from ..io import atomic_path, check_writable, provenance
+from ..fingerprint import fingerprint
+from ..io import atomic_path, check_writable, file_sha256, provenance
 from ..runtime import device as get_device
 from ..runtime import setup
 
@@ -34,10 +35,10 @@ def register_restore(sub) -> None:
     p.add_argument("--checkpoint", required=True, help="restorer checkpoint (.pt)")
     p.add_argument("--input", required=True, help=".npy, folder of .png, or .h5 (dataset 'images'); (N,3,32,32) or (N,32,32,3), uint8 or float in [0,1]")
     p.add_argument("--output", required=True, help=".npy, .h5, or a folder for .png files")
-    p.add_argument("--samples", type=int, default=20, help="diffusion samples averaged per reconstruction (paper: 20)")
-    p.add_argument("--steps", type=int, default=18, help="Heun sampler steps (paper: 18, i.e. 35 network evaluations)")
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samples", type=int_at_least(1), default=20, help="diffusion samples averaged per reconstruction (paper: 20)")
+    p.add_argument("--steps", type=int_at_least(1), default=18, help="Heun sampler steps (paper: 18, i.e. 35 network evaluations)")
+    p.add_argument("--batch", type=int_at_least(1), default=256)
+    p.add_argument("--seed", type=int_at_least(0), default=0)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--precision", default="fp32", choices=["fp64", "fp32", "tf32", "bf16"])
     p.add_argument("--overwrite", action="store_true")
@@ -86,8 +87,10 @@ def train_cmd(args) -> None:
     state = out.with_name(out.name + ".train-state")
     log.info("%s: %d parameters; sampler: %d pairs, ~%.0f examples per repeat", args.method,
              sum(p.numel() for p in model.parameters()), sampler.n_pairs, sampler.expected_per_repeat())
+    fp = fingerprint({"restorer": rcfg, "resample": res, "seed": prm.seed, "manifest": file_sha256(args.manifest),
+                      "device": dev.type}, "restorers", "dataset")
     final, history = train(model, loss_fn, sampler, spec, dev, state, derive_seed(prm.seed, "restorer-train", args.method),
-                           args.progress, f"train {args.method}")
+                           args.progress, f"train {args.method}", fp)
     sampler.close()
     checkpoint.save(out, args.method, config, final.state_dict(),
                     provenance(prm.cfg, prm.seed, preset=prm.preset, steps=spec.steps, final_loss=history[-1]["loss"] if history else None),
@@ -105,11 +108,10 @@ def restore_cmd(args) -> None:
     from . import checkpoint
     from .restore import read_user_images, restore_bfdncnn, restore_edm
 
-    if args.samples < 1 or args.steps < 1:
-        raise UserError("--samples and --steps must be at least 1")
     out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        raise UserError(f"{out}: output already exists; refusing to overwrite it (pass --overwrite)")
+    for o in output_paths(out, with_std=True):
+        if o.exists() and not args.overwrite:
+            raise UserError(f"{o}: output already exists; refusing to overwrite it (pass --overwrite)")
     try:
         dev = resolve_device(args.device)
     except ValueError as e:
@@ -124,6 +126,16 @@ def restore_cmd(args) -> None:
         outputs = {"restored": r.single}
     write_outputs(out, outputs, names, args.overwrite)
     print(f"{out}: restored {images.shape[0]} reconstructions with {kind} ({args.checkpoint})")
+
+
+def output_paths(out: Path, with_std: bool) -> list[Path]:
+    """Every path ``write_outputs`` may write (checked before any work). An output with a
+    suffix other than .npy, .h5 or .hdf5 is an error; no suffix means a PNG folder."""
+    if out.suffix == ".npy":
+        return [out, out.with_name(out.stem + "_std.npy")] if with_std else [out]
+    if out.suffix in (".h5", ".hdf5", ""):
+        return [out]
+    raise UserError(f"{out}: unknown output type {out.suffix!r}; expected .npy, .h5 or a folder name without a suffix (PNGs)")
 
 
 def write_outputs(out: Path, outputs: dict, names: list[str], overwrite: bool) -> None:

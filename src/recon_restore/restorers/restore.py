@@ -66,7 +66,9 @@ def restore_bfdncnn(model, recon: torch.Tensor, batch: int, device: torch.device
 
 def read_user_images(path) -> tuple[torch.Tensor, list[str]]:
     """Reconstructions from a .npy file, a folder of PNGs or an HDF5 file (dataset 'images'
-    or 'recon'). Accepts (N, 3, 32, 32) or (N, 32, 32, 3), uint8 or float in [0, 1]."""
+    or 'recon'). Accepts (N, 3, 32, 32) or (N, 32, 32, 3), uint8 or float in [0, 1].
+    Anything else ends in one UserError naming the file and what was expected; a .npy
+    file is never unpickled."""
     from pathlib import Path
 
     from ..errors import UserError
@@ -74,23 +76,30 @@ def read_user_images(path) -> tuple[torch.Tensor, list[str]]:
     p = Path(path)
     names: list[str] = []
     if p.is_dir():
-        from skimage.io import imread
-
         files = sorted(p.glob("*.png"))
         if not files:
             raise UserError(f"{p}: folder holds no .png files")
-        arr = np.stack([_rgb(imread(f), f) for f in files])
+        imgs = [_read_png(f) for f in files]
+        shapes = {im.shape for im in imgs}
+        if len(shapes) > 1:
+            i = next(i for i, im in enumerate(imgs) if im.shape != imgs[0].shape)
+            raise UserError(f"{files[i]}: image of shape {imgs[i].shape} differs from {files[0].name}'s {imgs[0].shape}; "
+                            "expected 32x32 RGB images of one size")
+        arr = np.stack(imgs)
         names = [f.name for f in files]
     elif p.suffix == ".npy":
         if not p.is_file():
             raise UserError(f"{p}: input file does not exist")
-        arr = np.load(p, allow_pickle=False)
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except ValueError as e:  # object arrays need pickle: refused
+            raise UserError(f"{p}: not a numeric .npy array ({e}); expected uint8 or float images") from None
+        except (OSError, EOFError) as e:
+            raise UserError(f"{p}: unreadable or truncated .npy file ({e})") from None
     elif p.suffix in (".h5", ".hdf5"):
-        import h5py
+        from ..io import open_h5
 
-        if not p.is_file():
-            raise UserError(f"{p}: input file does not exist")
-        with h5py.File(p, "r") as f:
+        with open_h5(p, "input file") as f:
             key = next((k for k in ("images", "recon", "plain") if k in f), None)
             if key is None:
                 raise UserError(f"{p}: expected an HDF5 dataset named 'images', 'recon' or 'plain'; found {sorted(f.keys())}")
@@ -98,6 +107,18 @@ def read_user_images(path) -> tuple[torch.Tensor, list[str]]:
     else:
         raise UserError(f"{p}: unsupported input; expected a .npy file, a folder of .png files or an .h5 file")
     return _validate(arr, p), names
+
+
+def _read_png(f) -> np.ndarray:
+    from skimage.io import imread
+
+    from ..errors import UserError
+
+    try:
+        img = imread(f)
+    except Exception as e:  # PIL raises several types for corrupt files
+        raise UserError(f"{f}: unreadable PNG file ({type(e).__name__}: {e})") from None
+    return _rgb(img, f)
 
 
 def _rgb(img: np.ndarray, f) -> np.ndarray:
@@ -113,19 +134,26 @@ def _rgb(img: np.ndarray, f) -> np.ndarray:
 def _validate(arr: np.ndarray, p) -> torch.Tensor:
     from ..errors import UserError
 
+    if not isinstance(arr, np.ndarray) or arr.dtype == object:
+        raise UserError(f"{p}: expected a numeric image array, got {getattr(arr, 'dtype', type(arr).__name__)}")
     if arr.ndim != 4:
         raise UserError(f"{p}: expected images of shape (N, 3, 32, 32) or (N, 32, 32, 3), got {arr.shape}")
     if arr.shape[1:] == (32, 32, 3):
         arr = arr.transpose(0, 3, 1, 2)
     if arr.shape[1:] != (3, 32, 32):
         raise UserError(f"{p}: expected images of shape (N, 3, 32, 32) or (N, 32, 32, 3), got {arr.shape}")
+    if arr.shape[0] == 0:
+        raise UserError(f"{p}: holds no images (shape {arr.shape}); expected at least one")
     if arr.dtype == np.uint8:
         return torch.from_numpy(arr.astype(np.float32) / 255)
     if not np.issubdtype(arr.dtype, np.floating):
         raise UserError(f"{p}: expected uint8 or float pixels, got {arr.dtype}")
+    nan = int(np.isnan(arr).sum())
+    if nan:
+        raise UserError(f"{p}: {nan} pixels are NaN; expected finite float pixels in [0, 1]")
     if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
         raise UserError(
-            f"{p}: float pixels must be finite and in [0, 1] (got min {np.nanmin(arr):.4g}, max {np.nanmax(arr):.4g}); "
+            f"{p}: float pixels must be finite and in [0, 1] (got min {arr.min():.4g}, max {arr.max():.4g}); "
             "postprocess reconstructions first (add the training mean, scale into [0, 1])"
         )
     return torch.from_numpy(arr.astype(np.float32))

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from ..attack.precision import dtype_of, matmul_mode
 from ..dataset.sampler import BalancedSampler, Batch
+from ..errors import UserError
 from ..io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,13 @@ def train(
     seed: int,
     progress: bool = False,
     desc: str = "train",
+    fingerprint: str = "",
 ) -> tuple[torch.nn.Module, list[dict]]:
-    """Train ``model``; returns the model to save (EMA copy if enabled) and the loss log."""
+    """Train ``model``; returns the model to save (EMA copy if enabled) and the loss log.
+
+    A saved training state is resumed only if it was made with the same ``fingerprint``
+    (settings, dataset and code); otherwise the command stops and says how to proceed,
+    since discarding it could lose hours of training."""
     dt = dtype_of(spec.precision)
     model = model.to(device=device, dtype=dt, memory_format=torch.channels_last).train()
     ema = copy.deepcopy(model).eval().requires_grad_(False) if spec.ema_halflife_images else None
@@ -82,6 +88,10 @@ def train(
     step, history = 0, []
     if state_path.exists():
         st = torch.load(state_path, map_location=device, weights_only=True)
+        if st.get("fingerprint", "none") != fingerprint:
+            raise UserError(f"{state_path}: training state was made with other settings, data or code "
+                            f"({st.get('fingerprint', 'none')}; now {fingerprint}); delete it to train from scratch, "
+                            "or restore the settings it was made with to resume it")
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
         if ema is not None:
@@ -124,14 +134,15 @@ def train(
                 log.info("%s step %d loss %.5g", desc, step, running / k)
                 running, t0 = 0.0, time.time()
             if spec.checkpoint_every and step % spec.checkpoint_every == 0 and step < spec.steps:
-                _save_state(state_path, model, opt, ema, gen, step, history)
+                _save_state(state_path, model, opt, ema, gen, step, history, fingerprint)
             bar.update(1)
     bar.close()
     return (ema if ema is not None else model).eval(), history
 
 
-def _save_state(path: Path, model, opt, ema, gen, step, history) -> None:
-    state = {"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(), "step": step, "history": history}
+def _save_state(path: Path, model, opt, ema, gen, step, history, fingerprint: str = "") -> None:
+    state = {"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(), "step": step, "history": history,
+             "fingerprint": fingerprint}
     if ema is not None:
         state["ema"] = ema.state_dict()
     with atomic_path(path, overwrite=True) as tmp:
