@@ -107,9 +107,9 @@ def copy_repo(dst: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory) -> Path:
-    """The demo workflow run locally (``snakemake --cores 2``) in a temporary copy."""
+    """The demo workflow run locally (``make demo-run``: snakemake --cores 2, then dvc commit) in a temporary copy."""
     work = copy_repo(tmp_path_factory.mktemp("demo") / "repo")
-    p = _subprocess.run([str(BIN / "snakemake"), "--cores", "2", "--workflow-profile", "none"], cwd=work, env=ENV,
-                        capture_output=True, text=True)
+    # exactly what `make demo` runs after installing (its `demo-run` target)
+    p = _subprocess.run(["make", "demo-run", f"VENV={BIN.parent}", "CORES=2"], cwd=work, env=ENV, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-5000:]
     return work

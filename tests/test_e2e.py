@@ -25,7 +25,25 @@ def test_demo_workflow_end_to_end(demo_run):
         assert (out / "restorers" / f).stat().st_size > 0
     summary = pd.read_csv(out / "report" / "tables" / "summary.csv")
     assert list(summary["method"]) == ["plain", "tv", "bfdncnn", "edm_single", "edm_averaged"]
-    for f in ("fig1_grid", "fig2_sorted", "fig3_scatter", "fig5_halves"):
+    for c in ("good", "good_lo", "good_hi", "good_none", "null_mean", "null_min", "null_max", "excess", "mean_psnr"):
+        assert summary[c].notna().all(), c
+    # the demo measures the attack, not chance: plain's null count is at most a fifth of its good count
+    plain = summary.set_index("method").loc["plain"]
+    assert plain["null_mean"] <= plain["good"] / 5, plain.to_dict()
+    # the plain count, recomputed independently from evaluate/plain.h5 and the training images
+    import torch
+
+    from recon_restore.metrics import ssim
+
+    tgt = torch.load(out / "attack" / "target.pt", weights_only=True)
+    timg = tgt["images"].double() / 255
+    with h5py.File(out / "evaluate" / "plain.h5") as f:
+        recon = torch.from_numpy(f["images"][()]).double()
+    s = torch.stack([ssim(recon, timg[j].expand_as(recon)) for j in range(len(timg))], 1)
+    near, val = s.argmax(1), s.max(1).values
+    best = [val[near == j].max().item() if (near == j).any() else -1.0 for j in range(len(timg))]
+    assert int(plain["good"]) == sum(b > 0.4 for b in best)
+    for f in ("fig1_grid", "fig2_sorted", "fig3_scatter", "fig4_hallucination", "fig5_halves", "hallucination_roc"):
         assert (out / "report" / "figures" / f"{f}.png").read_bytes()[:4] == b"\x89PNG"
     with h5py.File(out / "evaluate" / "plain.h5") as f:
         assert f.attrs["runs_ok"] + f.attrs["runs_aborted"] + f.attrs["runs_failed"] == 6
@@ -35,6 +53,8 @@ def test_demo_workflow_end_to_end(demo_run):
 @pytest.mark.slow
 def test_dvc_repro_reproduces_without_recomputing(demo_run):
     out = demo_run / "results" / "demo"
+    st = subprocess.run([str(BIN / "dvc"), "status"], cwd=demo_run, env=ENV, capture_output=True, text=True)
+    assert "Data and pipelines are up to date" in st.stdout, "after `make demo`, DVC must know the outputs are current: " + st.stdout
     before = {f: f.stat().st_mtime for f in out.rglob("*") if f.is_file() and "logs" not in f.parts}
     d = subprocess.run([str(BIN / "dvc"), "repro"], cwd=demo_run, env=ENV, capture_output=True, text=True)
     assert d.returncode == 0, d.stdout[-3000:] + d.stderr[-3000:]
