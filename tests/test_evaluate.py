@@ -159,3 +159,35 @@ def test_split_halves_is_a_balanced_random_partition():
     h = split_halves(runs, seed=1)
     assert sorted(h) == list(range(11)) and sum(h.values()) == 5
     assert h == split_halves(runs, seed=1) and h != split_halves(runs, seed=2)
+
+
+def test_abort_study_records_the_blind_score_without_aborting(tmp_path, tiny_params, tiny_doc):
+    import json
+
+    import h5py
+    import pandas as pd
+    import yaml
+
+    from recon_restore.cli import main
+
+    ev = tiny_doc["presets"]["demo"]["evaluate"]
+    ev["reconstruct"]["abort"].update(criterion="none", at=20)
+    p = tmp_path / "p.yaml"
+    p.write_text(yaml.safe_dump(tiny_doc, sort_keys=False))
+    P = ["--params", str(p)]
+    o = tmp_path
+    assert main(["data", "prepare", *P, "--pool", str(o / "pool.h5"), "--heldout", str(o / "held.h5")]) == 0
+    assert main(["attack", "target", *P, "--heldout", str(o / "held.h5"), "--out", str(o / "t.pt")]) == 0
+    for b in (0, 1):
+        assert main(["attack", "runs", *P, "--target", str(o / "t.pt"), "--batch", str(b), "--out", str(o / f"r{b}.h5")]) == 0
+    with h5py.File(o / "r0.h5") as f:
+        assert (f["status"][()] != 1).all() and np.isfinite(f["abort_score"][()]).all()  # recorded, none aborted
+    assert main(["evaluate", "abort-study", *P, "--target", str(o / "t.pt"), "--runs", str(o / "r0.h5"), str(o / "r1.h5"),
+                 "--out-csv", str(o / "a.csv"), "--out-json", str(o / "a.json")]) == 0
+    table = pd.read_csv(o / "a.csv")
+    summ = json.loads((o / "a.json").read_text())
+    assert len(table) == 3 and (table["useless"] == (table["good"] == 0)).all()
+    thr = pd.DataFrame(summ["thresholds"])
+    assert (np.diff(thr["good_lost"]) <= 0).all() and thr["good_lost"].iloc[-1] == 0 and thr["kept"].iloc[-1] == 3
+    assert summ["chosen_threshold"] in thr["threshold"].tolist()
+    assert thr.set_index("threshold").loc[summ["chosen_threshold"], "good_lost"] == 0

@@ -150,8 +150,8 @@ def reconstruct(
         # a NaN or inf anywhere in a run's gradients makes its sums non-finite (one pass, not four)
         keep = torch.isfinite(total + out.grad_x.flatten(1).sum(1) + out.grad_lam.sum(1))
         drop = ~keep
-        if cfg.abort_at is not None and it == cfg.abort_at and cfg.abort_criterion != "none":
-            if cfg.abort_criterion == "blind":
+        if cfg.abort_at is not None and it == cfg.abort_at:
+            if cfg.abort_criterion in ("blind", "none"):  # none: the blind score is recorded, nothing is aborted
                 first_sq = layer_sq[:, 0]
                 if w_a.b1 is not None:
                     first_sq = first_sq + w_a.b1.pow(2).sum(1)
@@ -159,7 +159,7 @@ def reconstruct(
             else:
                 score = abort_mod.ncc_extraction_score(x, train_images.to(device=dev, dtype=dt))
             abort_score[active] = score.detach().double().cpu()
-            hopeless = (score > cfg.abort_threshold) & keep
+            hopeless = (score > cfg.abort_threshold) & keep & (cfg.abort_criterion != "none")
             for r in active[hopeless.cpu()].tolist():
                 status[r] = "aborted"
             drop = drop | hopeless

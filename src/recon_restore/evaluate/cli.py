@@ -54,6 +54,13 @@ def register(sub) -> None:
     p.add_argument("--restored", default=None, help="restored HDF5 holding the method (not for plain)")
     p.add_argument("--out", required=True, help="output match file (.h5)")
     p.set_defaults(func=match_cmd)
+    p = g.add_parser("abort-study", help="calibrate the blind abort: blind score at abort.at vs each run's final contribution")
+    common(p)
+    p.add_argument("--target", required=True)
+    p.add_argument("--runs", nargs="+", required=True, help="attack runs files made with abort.criterion: none")
+    p.add_argument("--out-csv", required=True, help="per-run table")
+    p.add_argument("--out-json", required=True, help="AUROC, threshold table, chosen threshold")
+    p.set_defaults(func=abort_study_cmd)
 
 
 def collect_cmd(args) -> None:
@@ -205,3 +212,37 @@ def match_cmd(args) -> None:
     c = d.counts(ev["good_threshold"], n_boot=0)
     log.info("%s: %d of %d training images good (SSIM > %s, assignment %s); null galleries %s; rule 'none' %d",
              args.method, c["good"], d.images, ev["good_threshold"], rule, c["null"], c["good_none"])
+
+
+def abort_study_cmd(args) -> None:
+    from ..io import write_json
+    from ..metrics.roc import auroc
+    from .abort_study import choose_threshold, run_table, threshold_table
+
+    prm = setup(args)
+    ev = prm.section("evaluate")
+    tgt = load_target(args.target)
+    mean = tgt["mean"].double()
+    targets = tgt["images"].double() / 255
+    train_x = (targets - mean).flatten(1)
+    snaps, blind, ids = [], [], []
+    for path in args.runs:
+        with open_h5(path, "attack runs file") as f:
+            require_datasets(f, ["snapshots", "abort_score", "status", "hparams"])
+            if str(f.attrs.get("abort_criterion")) != "none":
+                raise UserError(f"{path}: made with abort criterion {f.attrs.get('abort_criterion')!r}; the study needs runs made with 'none'")
+            snaps.append(f["snapshots"][()])
+            blind.append(f["abort_score"][()])
+            ids.append(f["hparams"]["run"][()])
+    table, rb = run_table(np.concatenate(snaps), np.concatenate(blind), np.concatenate(ids), train_x, mean, targets,
+                          ev["good_threshold"], ev["best_match"]["ssim_variant"])
+    thr = threshold_table(table, rb, ev["good_threshold"])
+    chosen = choose_threshold(thr)
+    auc = auroc(table["blind_score"].to_numpy(), table["useless"].to_numpy())
+    with atomic_path(args.out_csv, args.overwrite) as tmp:
+        table.to_csv(tmp, index=False)
+    write_json(args.out_json, {"runs": len(table), "useless": int(table["useless"].sum()), "auroc_blind_useless": auc,
+                               "abort_at": ev["reconstruct"]["abort"]["at"], "chosen_threshold": chosen,
+                               "rule": "lowest threshold that loses no good reconstruction", "thresholds": thr.to_dict("records"),
+                               "provenance": provenance(prm.cfg, prm.seed, preset=prm.preset)}, args.overwrite)
+    log.info("abort study: %d runs, %d useless, AUROC %.3f, chosen threshold %.4g", len(table), int(table["useless"].sum()), auc, chosen)

@@ -25,6 +25,7 @@ from ..evaluate.match import per_run_best, split_halves
 from ..evaluate.match_file import MatchData
 from ..io import atomic_path, provenance, read_json, write_json
 from ..methods import label
+from ..metrics.roc import auroc, roc_curve
 from ..seeding import derive_seed
 from . import figures, tables
 
@@ -73,8 +74,8 @@ def hallucination(inp: ReportInputs, threshold: float) -> dict[str, dict]:
         if not m.startswith("edm"):
             continue
         pos = d.ssim > threshold
-        fpr, tpr = tables.roc_curve(-inp.spread, pos)
-        out[m] = {"auroc": tables.auroc(-inp.spread, pos), "positives": int(pos.sum()), "negatives": int((~pos).sum()),
+        fpr, tpr = roc_curve(-inp.spread, pos)
+        out[m] = {"auroc": auroc(-inp.spread, pos), "positives": int(pos.sum()), "negatives": int((~pos).sum()),
                   "fpr": fpr, "tpr": tpr}
     return out
 
