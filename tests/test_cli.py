@@ -102,6 +102,13 @@ def test_pipeline_through_the_cli(pipeline):
         assert f.attrs["runs_total"] == 3
     for j in range(3):
         verify_shard(o / f"shard-{j}.h5")
+    # one run-status type: attack runs files and shards store RunStatus codes
+    from recon_restore.status import RunStatus
+
+    with h5py.File(o / "runs-0.h5") as f:
+        assert json.loads(f.attrs["status_codes"]) == {"ok": 0, "aborted": 1, "failed": 2} == RunStatus.codes()
+        assert set(f["status"][()].tolist()) <= {int(s) for s in RunStatus}
+    assert set(read_shard(o / "shard-0.h5").runs["status"].tolist()) <= {int(RunStatus.OK), int(RunStatus.FAILED)}
     cov = json.loads((o / "coverage.json").read_text())
     manifest = json.loads((o / "manifest.json").read_text())
     assert cov["pool_images"] == 80 and cov["pairs"] == manifest["pairs"] and metrics["dataset"]["images_seen"] == cov["images_seen"]

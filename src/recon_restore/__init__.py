@@ -8,3 +8,5 @@ tables and figures (``report``).
 """
 
 __version__ = "0.1.0"
+
+IMAGE_SHAPE = (3, 32, 32)  # channels, height, width of every image in the pipeline (CIFAR-10)

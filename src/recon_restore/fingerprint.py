@@ -1,5 +1,5 @@
 """What a result was made with: the hash of the package code a stage runs and of the
-settings it read (DESIGN: conventions).
+settings it read (docs/conventions.md).
 
 ``code_hash`` is declared as a rule param, so Snakemake reruns a rule when its code
 changes. ``fingerprint`` is stored with every resumable state (training state, the

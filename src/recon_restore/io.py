@@ -1,4 +1,4 @@
-"""Atomic outputs, provenance metadata and small HDF5 helpers (DESIGN: conventions).
+"""Atomic outputs, provenance metadata and small HDF5 helpers (docs/conventions.md).
 
 Outputs are written under a temporary name in the destination directory and renamed
 into place only when complete, so a killed job never leaves a file that looks done.

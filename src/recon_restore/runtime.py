@@ -7,7 +7,7 @@ import os
 import torch
 
 from .attack import optim
-from .attack.precision import resolve_device
+from .precision import resolve_device
 from .config import Params, load_params
 from .errors import UserError
 

@@ -1,4 +1,4 @@
-"""Seeds derived from the preset seed and the identity of a job (DESIGN: conventions).
+"""Seeds derived from the preset seed and the identity of a job (docs/conventions.md).
 
 Every random choice takes ``derive_seed(preset_seed, "stage", job, ...)``, so the same
 inputs give the same outputs on the same device, and jobs never share random streams.

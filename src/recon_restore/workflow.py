@@ -8,11 +8,10 @@ depends on, and which report files exist.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from .config import Params
 from .fingerprint import code_hash  # noqa: F401  (the rules files import it from here)
-from .dataset.cli import layout
+from .dataset.plan import layout
 from . import methods
 
 METHODS = methods.NAMES

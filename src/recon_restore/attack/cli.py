@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import shutil
 
-import h5py
 import numpy as np
 import torch
 
@@ -14,13 +13,15 @@ from ..cli import common, int_at_least
 from ..data.store import read_image_set
 from ..errors import UserError
 from ..fingerprint import fingerprint
-from ..io import atomic_path, check_writable, file_sha256, provenance, run_resumable, set_attrs
+from ..io import check_writable, file_sha256, provenance, run_resumable
 from ..runtime import device as get_device
 from ..runtime import setup
 from ..seeding import derive_seed, torch_generator
+from ..status import RunStatus
 from .model import init_weights
-from .precision import dtype_of, matmul_mode
+from ..precision import dtype_of, matmul_mode
 from .reconstruct import Hparams, ReconConfig, reconstruct
+from .runs_file import write_runs
 from .target_file import load_target, save_target
 from .train import train_target
 
@@ -116,25 +117,13 @@ def runs_cmd(args) -> None:
         log.info("runs %s: status %s", ids, res.status)
         return {"snapshots": torch.stack([res.snapshots.get(s, nan) for s in cfg.snapshots], 1),  # (R, S, 2m, d)
                 "lam": res.lam, "y": res.y, "stopped_at": res.stopped_at,
-                "status": [{"ok": 0, "aborted": 1, "failed": 2}[s] for s in res.status],
+                "status": [int(RunStatus.of(s)) for s in res.status],
                 "stationarity": res.stationarity, "box": res.box, "lam_penalty": res.lam_penalty, "abort_score": res.abort_score}
 
     jobs = [(f"runs-{run_ids[b]:06d}-{run_ids[min(b + per_batch, len(run_ids)) - 1]:06d}.pt",
              lambda b=b: batch(run_ids[b : b + per_batch], hps[b : b + per_batch])) for b in range(0, len(run_ids), per_batch)]
     fp = fingerprint({"evaluate": ev, "seed": prm.seed, "target": file_sha256(args.target), "batch": args.batch}, "attack", "evaluate")
     results = run_resumable(parts_dir, jobs, lambda p, d: torch.save(d, p), lambda p: torch.load(p, weights_only=True), fp)
-    with atomic_path(out, args.overwrite) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("snapshots", data=torch.cat([r["snapshots"] for r in results]).numpy(), compression="gzip")
-            f.create_dataset("snapshot_iterations", data=np.asarray(cfg.snapshots, dtype=np.int64))
-            f.create_dataset("lam", data=torch.cat([r["lam"] for r in results]).numpy())
-            f.create_dataset("y", data=results[0]["y"].numpy())
-            f.create_dataset("status", data=np.concatenate([np.asarray(r["status"], dtype=np.int8) for r in results]))
-            for k in ("stopped_at", "stationarity", "box", "lam_penalty", "abort_score"):
-                f.create_dataset(k, data=torch.cat([r[k] for r in results]).numpy())
-            g = f.create_group("hparams")
-            for k in ("run", "seed", "lr", "lambda_lr", "sigma", "lambda_min", "alpha"):
-                g.create_dataset(k, data=np.asarray([h[k] for h in hps]))
-            set_attrs(f, provenance(prm.cfg, prm.seed, preset=prm.preset, batch=args.batch, status_codes={"ok": 0, "aborted": 1, "failed": 2},
-                                    abort_criterion=rc["abort"]["criterion"]))
+    write_runs(out, results, hps, cfg.snapshots, provenance(prm.cfg, prm.seed, preset=prm.preset, batch=args.batch,
+                                                         abort_criterion=rc["abort"]["criterion"]), args.overwrite)
     shutil.rmtree(parts_dir, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""Haim et al.'s reconstruction objective (paper section 1.2; notes/haim-reconstruction.md 2).
+"""Haim et al.'s reconstruction objective (paper section 1.2; Haim et al. 2022, section 3).
 
 For candidates x_i with fixed labels y_i (first half -1, second half +1) and multipliers
 lambda_i, with Haim's 1/m factor::

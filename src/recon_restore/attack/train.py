@@ -124,6 +124,3 @@ def train_target(
         failed = ~torch.isfinite(loss) | ~torch.isfinite(params.flat).all(1)
     return TrainResult(final, loss, margin, acc, failed)
 
-
-def he_std(fan_in: int) -> float:
-    return math.sqrt(2.0 / fan_in)

@@ -53,7 +53,7 @@ def machine(dev: torch.device) -> str:
 
 def attack_cmd(args) -> None:
     from ..attack import optim
-    from ..attack.precision import dtype_of
+    from ..precision import dtype_of
     from .attack import bench_size
 
     prm = setup(args)
@@ -90,7 +90,7 @@ def attack_cmd(args) -> None:
 
 
 def restorers_cmd(args) -> None:
-    from ..attack.precision import dtype_of, matmul_mode, resolve_device
+    from ..precision import dtype_of, matmul_mode, resolve_device
     from .restorers import EDM_V100_TRAIN_IMG_S, bench
 
     dev = resolve_device(args.device)

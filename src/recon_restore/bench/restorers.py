@@ -4,7 +4,7 @@ For the full-size conditional DDPM++ (55,737,347 parameters, EDM preconditioning
 and BF-DnCNN (20 x 64): training images/s (forward, backward, Adam step on random pairs)
 and restoration images/s (EDM: one Heun sample with 18 steps = 35 network evaluations;
 BF-DnCNN: one forward pass). Medians of repeated timings after warm-up. EDM's published
-CIFAR-10 training rate is about 145 images/s per V100 (notes/edm-bfdncnn-n2n.md 6.2).
+CIFAR-10 training rate is about 145 images/s per V100 (Karras et al. 2022, appendix F.2).
 """
 
 from __future__ import annotations

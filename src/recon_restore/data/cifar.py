@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import IMAGE_SHAPE
 from ..errors import UserError
 from ..io import atomic_path, file_md5
 from .store import ImageSet
@@ -66,7 +67,7 @@ def _unpickle(data: bytes, source: str) -> dict:
     labels = np.asarray(d["labels"], dtype=np.int64)
     if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
         raise UserError(f"{source}: expected data (N, 3072) and N labels, got {data.shape} and {len(labels)}")
-    return {"images": data.reshape(-1, 3, 32, 32), "classes": labels}
+    return {"images": data.reshape(-1, *IMAGE_SHAPE), "classes": labels}
 
 
 def read_checksums(spec: str) -> dict[str, str]:

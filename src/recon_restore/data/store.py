@@ -12,6 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .. import IMAGE_SHAPE
 from ..errors import UserError
 from ..io import atomic_path, open_h5, require_datasets, set_attrs
 
@@ -32,7 +33,7 @@ class ImageSet:
 
 
 def write_image_set(path: str | Path, s: ImageSet, attrs: dict, overwrite: bool = False) -> None:
-    if s.images.dtype != np.uint8 or s.images.ndim != 4 or s.images.shape[1:] != (3, 32, 32):
+    if s.images.dtype != np.uint8 or s.images.ndim != 4 or s.images.shape[1:] != IMAGE_SHAPE:
         raise ValueError(f"image set must be uint8 (N, 3, 32, 32), got {s.images.dtype} {s.images.shape}")
     with atomic_path(path, overwrite) as tmp:
         with h5py.File(tmp, "w") as f:
@@ -47,6 +48,6 @@ def read_image_set(path: str | Path) -> ImageSet:
     with open_h5(path, "image set") as f:
         require_datasets(f, ["images", "labels", "ids"])
         s = ImageSet(f["images"][()], f["labels"][()], f["ids"][()], f["groups"][()] if "groups" in f else None)
-    if s.images.shape[1:] != (3, 32, 32) or not np.isin(s.labels, (-1, 1)).all():
+    if s.images.shape[1:] != IMAGE_SHAPE or not np.isin(s.labels, (-1, 1)).all():
         raise UserError(f"{path}: expected images (N, 3, 32, 32) with labels in {{-1, +1}}")
     return s

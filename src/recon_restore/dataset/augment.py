@@ -1,6 +1,6 @@
 """Non-leaky geometric augmentation at dataset creation (paper section 2 "image augmentation").
 
-The EDM/ADA pipeline as configured for CIFAR-10 (notes/edm-bfdncnn-n2n.md section 4):
+The EDM/ADA pipeline as configured for CIFAR-10 (Karras et al. 2022, appendix F.2; Karras et al. 2020, ADA):
 overall probability p = 0.12 with per-transform multipliers xflip 1e8, yflip 1, scale 1,
 rotate_frac 1, aniso 1, translate_frac 1; strengths scale_std 0.2, aniso_std 0.2 (log2
 units), aniso_rotate_prob 0.5, translate_frac_std 0.125. Each clean image is augmented

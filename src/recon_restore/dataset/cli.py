@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..cli import common, int_at_least
 from ..fingerprint import fingerprint
+from .plan import layout
 from ..data.store import read_image_set
 from ..errors import UserError
 from ..io import check_writable, file_sha256, provenance, read_json, write_json
@@ -48,24 +49,6 @@ def register(sub) -> None:
     p.add_argument("paths", nargs="*", help="shard files")
     p.add_argument("--manifest", default=None)
     p.set_defaults(func=verify_cmd)
-
-
-def layout(cfg: dict) -> dict:
-    """Run, job and wave numbering of the dataset stage (shared with the Snakefile)."""
-    d = cfg["dataset"]
-    per_job = d["runs_per_job"]
-    p1, p2, wave = d["phase1_runs"], d["phase2_runs"], d["wave_runs"]
-    for name, v in (("phase1_runs", p1), ("phase2_runs", p2), ("wave_runs", wave)):
-        if v % per_job:
-            raise UserError(f"params: dataset.{name} = {v} must be a multiple of dataset.runs_per_job = {per_job}")
-    waves = [("uniform", list(range(0, p1)))] if p1 else []
-    for s in range(p1, p1 + p2, wave):
-        waves.append(("least_seen", list(range(s, min(p1 + p2, s + wave)))))
-    jobs = []
-    for w, (_, runs) in enumerate(waves):
-        for j in range(0, len(runs), per_job):
-            jobs.append({"job": len(jobs), "wave": w, "runs": runs[j : j + per_job]})
-    return {"waves": waves, "jobs": jobs}
 
 
 def plan_cmd(args) -> None:

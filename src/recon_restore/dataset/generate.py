@@ -19,11 +19,13 @@ import numpy as np
 import torch
 
 from ..attack.model import Weights, init_weights
-from ..attack.precision import dtype_of, matmul_mode
+from ..precision import dtype_of, matmul_mode
 from ..attack.reconstruct import Hparams, ReconConfig, reconstruct
 from ..attack.train import train_target
 from ..data.store import ImageSet
+from .. import IMAGE_SHAPE
 from ..io import run_resumable
+from ..status import RunStatus
 from ..metrics import postprocess
 from ..seeding import torch_generator
 from . import augment
@@ -81,7 +83,7 @@ def run_batch(pool: ImageSet, runs: list[dict], cfg: dict, device: torch.device,
         snaps = {}
         if not failed:
             for ep, s in res.snapshots.items():
-                snaps[ep] = postprocess(s[j].view(-1, 3, 32, 32).double(), mean[j])
+                snaps[ep] = postprocess(s[j].view(-1, *IMAGE_SHAPE).double(), mean[j])
         base = j * n
         targets["image"].append(_to_u8(X[j]))
         targets["aug_label"].append(auglab[j])
@@ -105,7 +107,7 @@ def run_batch(pool: ImageSet, runs: list[dict], cfg: dict, device: torch.device,
                 count += len(eps)
         run_rows["run"].append(r["run"])
         run_rows["seed"].append(r["seed"])
-        run_rows["status"].append(1 if failed else 0)
+        run_rows["status"].append(int(RunStatus.FAILED if failed else RunStatus.OK))
         run_rows["mean"].append(mean[j].float().numpy())
         run_rows["train_loss"].append(float(trained.loss[j]))
         run_rows["min_margin"].append(float(trained.min_margin[j]))
@@ -115,7 +117,7 @@ def run_batch(pool: ImageSet, runs: list[dict], cfg: dict, device: torch.device,
         run_rows["pairs"].append(count)
         log.info("run %d: %s, %d pairs from %d accepted candidates", r["run"], "failed" if failed else "ok", count, accepted)
 
-    empty = {"recon": np.zeros((0, 3, 32, 32), np.uint8)}
+    empty = {"recon": np.zeros((0, *IMAGE_SHAPE), np.uint8)}
     cat = lambda lst, key: np.concatenate(lst) if lst else empty.get(key, np.zeros(0))  # noqa: E731
     return ShardData(
         {k: cat(v, k) for k, v in pairs.items()},

@@ -24,6 +24,7 @@ import h5py
 import numpy as np
 import torch
 
+from .. import IMAGE_SHAPE
 from ..metrics import postprocess
 from ..seeding import derive_seed
 from .shards import memmap_or_dataset, open_shard
@@ -133,8 +134,8 @@ class BalancedSampler:
     def _read(self, win: np.ndarray, r: int, w0: int) -> list[np.ndarray]:
         """uint8 recon and target, float32 labels and a noise flag for a window of examples."""
         B = len(win)
-        recon = np.empty((B, 3, 32, 32), np.uint8)
-        target = np.empty((B, 3, 32, 32), np.uint8)
+        recon = np.empty((B, *IMAGE_SHAPE), np.uint8)
+        target = np.empty((B, *IMAGE_SHAPE), np.uint8)
         label = np.empty((B, 9), np.float32)
         is_noise = win < 0
         real = np.nonzero(~is_noise)[0]
@@ -154,7 +155,7 @@ class BalancedSampler:
             rng = np.random.default_rng(derive_seed(self.seed, "noise", r, w0))
             pick = self.runs[rng.integers(len(self.runs), size=len(noise_pos))]
             tsel = pick[:, 2] + rng.integers(0, pick[:, 3])
-            eps = torch.from_numpy(rng.standard_normal((len(noise_pos), 3, 32, 32), dtype=np.float32))
+            eps = torch.from_numpy(rng.standard_normal((len(noise_pos), *IMAGE_SHAPE), dtype=np.float32))
             for s in np.unique(pick[:, 0]):
                 m = pick[:, 0] == s
                 sh = self.shards[s]

@@ -13,7 +13,7 @@ One shard per dataset job. Schema (``schema_version`` 1)::
     /targets/aug_label float32 (T, 9)          augmentation label (augment.py)
     /targets/source_index int64 (T,)           index of the clean image in the pool (CIFAR-10 train)
     /targets/run       int64   (T,)            run id
-    /runs/run, seed, status (0 ok, 1 failed), mean (R, 3, 32, 32) float32 [0, 1],
+    /runs/run, seed, status (``status.RunStatus``: 0 ok, 2 failed), mean (R, 3, 32, 32) float32 [0, 1],
           train_loss, min_margin, and the final objective parts stationarity, box,
           lam_penalty (hyperparameters: the preset's, hashed in the provenance), pairs
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .. import IMAGE_SHAPE
 from ..attack.abort import ncc_extraction_score
 from ..metrics import postprocess
 from .match import assign, count_good, per_run_best
@@ -35,7 +36,7 @@ def run_table(snapshots: np.ndarray, blind: np.ndarray, run_ids: np.ndarray, tra
         if ok[-1].any():
             oracle[r] = float(ncc_extraction_score(s[-1][ok[-1]][None], train_x)[0])
         for k in range(S):
-            x = s[k][ok[k]].view(-1, 3, 32, 32)
+            x = s[k][ok[k]].view(-1, *IMAGE_SHAPE)
             imgs.append(postprocess(x, mean).float())
             owner += [r] * x.shape[0]
     owner = np.asarray(owner)

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import h5py
 import numpy as np
-import pandas as pd
 import torch
 
 from ..attack.target_file import load_target
 from ..cli import common
 from ..errors import UserError
-from ..io import atomic_path, open_h5, provenance, require_datasets, set_attrs
+from ..io import atomic_path, open_h5, provenance, set_attrs
 from ..methods import NAMES, RESTORERS
-from ..metrics import postprocess
 from ..runtime import device as get_device
 from ..runtime import setup
 from ..seeding import derive_seed
+from .plain import read_plain
 
 log = logging.getLogger(__name__)
 
@@ -64,65 +62,19 @@ def register(sub) -> None:
 
 
 def collect_cmd(args) -> None:
+    from .plain import collect, run_counts, write_plain
+
     prm = setup(args)
     tgt = load_target(args.target)
-    mean = tgt["mean"].double()
-    imgs, run, snap, cand, yy = [], [], [], [], []
-    table, criteria = [], set()
-    for path in args.runs:
-        with open_h5(path, "attack runs file") as f:
-            require_datasets(f, ["snapshots", "snapshot_iterations", "status", "hparams", "y"])
-            criteria.add(str(f.attrs.get("abort_criterion", "unknown")))
-            iters = f["snapshot_iterations"][()]
-            status = f["status"][()]
-            y = f["y"][()]
-            hp = {k: f["hparams"][k][()] for k in f["hparams"]}
-            for i, st in enumerate(status):
-                table.append({**{k: v[i].item() for k, v in hp.items()}, "status": ["ok", "aborted", "failed"][st],
-                              "stopped_at": int(f["stopped_at"][i]), "stationarity": float(f["stationarity"][i]),
-                              "abort_score": float(f["abort_score"][i])})
-                if st != 0:
-                    continue
-                s = torch.from_numpy(f["snapshots"][i]).double()  # (S, 2m, d)
-                for k, it in enumerate(iters):
-                    x = s[k].view(-1, 3, 32, 32)
-                    ok = ~torch.isnan(x).flatten(1).any(1)
-                    imgs.append(postprocess(x[ok], mean).float())
-                    n = int(ok.sum())
-                    run += [int(hp["run"][i])] * n
-                    snap += [int(it)] * n
-                    cand += torch.nonzero(ok).flatten().tolist()
-                    yy.append(y[ok.numpy()])
-    if not imgs:
-        raise UserError(f"no successful reconstruction runs in {args.runs}; all runs aborted or failed")
-    images = torch.cat(imgs).numpy()
-    df = pd.DataFrame(table)
-    with atomic_path(args.out, args.overwrite) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("images", data=images, compression="gzip")
-            f.create_dataset("run", data=np.asarray(run, dtype=np.int64))
-            f.create_dataset("snapshot", data=np.asarray(snap, dtype=np.int64))
-            f.create_dataset("candidate", data=np.asarray(cand, dtype=np.int64))
-            f.create_dataset("y", data=np.concatenate(yy))
-            g = f.create_group("runs")
-            for c in df.columns:
-                col = df[c].to_numpy()
-                g.create_dataset(c, data=col.astype("S") if col.dtype == object else col)
-            set_attrs(f, provenance(prm.cfg, prm.seed, preset=prm.preset, runs_total=len(df),
-                                    runs_ok=int((df.status == "ok").sum()), runs_aborted=int((df.status == "aborted").sum()),
-                                    runs_failed=int((df.status == "failed").sum()), abort_criterion=",".join(sorted(criteria))))
-    log.info("plain reconstructions: %d from %d successful runs (%d aborted, %d failed)", len(images),
-             int((df.status == "ok").sum()), int((df.status == "aborted").sum()), int((df.status == "failed").sum()))
-
-
-def read_plain(path) -> tuple[torch.Tensor, np.ndarray]:
-    with open_h5(path, "plain reconstructions") as f:
-        require_datasets(f, ["images", "run"])
-        return torch.from_numpy(f["images"][()]), f["run"][()]
+    arrays, table, criteria = collect(args.runs, tgt["mean"].double())
+    write_plain(args.out, arrays, table, provenance(prm.cfg, prm.seed, preset=prm.preset, abort_criterion=criteria), args.overwrite)
+    c = run_counts(table)
+    log.info("plain reconstructions: %d from %d successful runs (%d aborted, %d failed)", len(arrays["images"]),
+             c["runs_ok"], c["runs_aborted"], c["runs_failed"])
 
 
 def restore_cmd(args) -> None:
-    from ..attack.precision import dtype_of
+    from ..precision import dtype_of
     from ..restorers import checkpoint
     from ..restorers.classical import tv_denoise
     from ..restorers.restore import restore_bfdncnn, restore_edm
@@ -215,6 +167,7 @@ def match_cmd(args) -> None:
 
 
 def abort_study_cmd(args) -> None:
+    from ..attack.runs_file import read_runs
     from ..io import write_json
     from ..metrics.roc import auroc
     from .abort_study import choose_threshold, run_table, threshold_table
@@ -227,13 +180,12 @@ def abort_study_cmd(args) -> None:
     train_x = (targets - mean).flatten(1)
     snaps, blind, ids = [], [], []
     for path in args.runs:
-        with open_h5(path, "attack runs file") as f:
-            require_datasets(f, ["snapshots", "abort_score", "status", "hparams"])
-            if str(f.attrs.get("abort_criterion")) != "none":
-                raise UserError(f"{path}: made with abort criterion {f.attrs.get('abort_criterion')!r}; the study needs runs made with 'none'")
-            snaps.append(f["snapshots"][()])
-            blind.append(f["abort_score"][()])
-            ids.append(f["hparams"]["run"][()])
+        r = read_runs(path)
+        if r.abort_criterion != "none":
+            raise UserError(f"{path}: made with abort criterion {r.abort_criterion!r}; the study needs runs made with 'none'")
+        snaps.append(r.snapshots)
+        blind.append(r.per_run["abort_score"])
+        ids.append(r.hparams["run"])
     table, rb = run_table(np.concatenate(snaps), np.concatenate(blind), np.concatenate(ids), train_x, mean, targets,
                           ev["good_threshold"], ev["best_match"]["ssim_variant"])
     thr = threshold_table(table, rb, ev["good_threshold"])

@@ -1,4 +1,4 @@
-"""Null galleries: the chance level of every count (DESIGN: metric definitions).
+"""Null galleries: the chance level of every count (README: how reconstructions are counted).
 
 A null gallery is a set of as many images as the evaluation network's training set, per
 class, from the same distribution, that neither the evaluation network nor any restorer
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
+from .. import IMAGE_SHAPE
 from ..data.store import ImageSet
 from ..errors import UserError
 from ..io import atomic_path, open_h5, require_datasets, set_attrs
@@ -97,6 +98,6 @@ def read_galleries(path) -> Galleries:
     with open_h5(path, "null galleries") as f:
         require_datasets(f, ["images", "labels", "ids"])
         gal = Galleries(f["images"][()], f["labels"][()], f["ids"][()], bool(f.attrs.get("disjoint", False)))
-    if gal.images.ndim != 5 or gal.images.shape[2:] != (3, 32, 32) or gal.images.dtype != np.uint8:
+    if gal.images.ndim != 5 or gal.images.shape[2:] != IMAGE_SHAPE or gal.images.dtype != np.uint8:
         raise UserError(f"{path}: expected images uint8 (K, M, 3, 32, 32), got {gal.images.dtype} {gal.images.shape}")
     return gal

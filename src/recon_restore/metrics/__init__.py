@@ -1,9 +1,9 @@
-"""Image similarity used throughout the pipeline (DESIGN: metric definitions).
+"""Image similarity used throughout the pipeline (README: how reconstructions are counted).
 
 * ``ssim(x, y, variant)``: per-pair SSIM; ``haim`` (3x3 gaussian, reflect "same" padding,
   the variant the paper's 0.4 threshold refers to) or ``wang`` (11x11 valid, = piq.ssim).
 * ``ssim_matrix(a, b, variant)``: exact all-pairs SSIM as a batched GEMM over centred,
-  gaussian-weighted patches (notes/metrics-and-baselines.md section 5).
+  gaussian-weighted patches (one GEMM per channel and window position over centred patches).
 * ``haarpsi``: piq's HaarPSI on [0, 1] RGB.
 * ``ncc_nearest``: Haim et al.'s downsampled NCC nearest-image heuristic.
 * ``psnr``: peak signal-to-noise ratio.

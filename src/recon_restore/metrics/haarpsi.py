@@ -1,6 +1,6 @@
 """HaarPSI (Reisenhofer et al. 2018) through piq, on [0, 1] RGB (paper Figures 2, 3).
 
-Caveat (notes/metrics-and-baselines.md section 1): piq first averages 2x2, so HaarPSI is
+Caveat: piq first averages 2x2, so HaarPSI is
 blind to patterns that the 2x2 mean cancels (a Nyquist checkerboard scores 1.0).
 """
 

@@ -1,6 +1,6 @@
 """SSIM, per pair and all pairs (paper section 2 "identifying image pairs", section 5.1.1).
 
-Definitions (DESIGN "metric definitions"):
+Definitions (README, "metric definitions"):
 
 * ``haim``: Haim et al.'s kornia 0.6.8 SSIM: 3x3 gaussian window with sigma 1.5, reflect
   "same" padding, C1 = 0.01^2, C2 = 0.03^2, eps 1e-12 in the denominator, per channel,
@@ -11,7 +11,7 @@ Definitions (DESIGN "metric definitions"):
 All-pairs SSIM: only the cross term sigma_xy needs per-pair work. With patches centred on
 their own local mean and weighted by sqrt(g), sigma_xy is an inner product, so the N x M
 matrix for every (channel, position) is one batched GEMM; the epilogue combines it with
-the per-image means and variances (notes/metrics-and-baselines.md section 5).
+the per-image means and variances (one GEMM per channel and window position over centred patches).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import IMAGE_SHAPE
 from ..evaluate.match import per_run_best, split_halves
 from ..evaluate.match_file import MatchData
 from ..io import atomic_path, provenance, read_json, write_json
@@ -180,5 +181,5 @@ def _figure4(inp: ReportInputs, thr: float, k: int, seed: int, path: Path) -> No
         near = inp.matches["edm_single"].assigned[pick] if "edm_single" in inp.matches else plain.assigned[pick]
         rows.append(("Closest training image", inp.target_images[near]))
     else:
-        rows.append(("(every plain reconstruction matches a training image)", np.full((1, 3, 32, 32), np.nan)))
+        rows.append(("(every plain reconstruction matches a training image)", np.full((1, *IMAGE_SHAPE), np.nan)))
     figures.grid(rows, path, k)

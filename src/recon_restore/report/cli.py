@@ -8,6 +8,7 @@ from ..attack.target_file import load_target
 from ..cli import common
 from ..errors import UserError
 from ..evaluate.match_file import read_match
+from ..evaluate.plain import read_plain_summary
 from ..io import open_h5
 from ..methods import order
 from ..runtime import setup
@@ -48,10 +49,7 @@ def build_cmd(args) -> None:
         matches[d.method] = d
     if "plain" not in matches:
         raise UserError("report build: the match file of the plain reconstructions is required")
-    with open_h5(args.plain, "plain reconstructions") as f:
-        plain = f["images"][()]
-        runs = {k: int(f.attrs[k]) for k in ("runs_total", "runs_ok", "runs_aborted", "runs_failed")}
-        criterion = str(f.attrs.get("abort_criterion", "unknown"))
+    plain, runs, criterion = read_plain_summary(args.plain)
     restored, spread = _read_restored(args.restored, plain)
     tgt = load_target(args.target)
     inp = ReportInputs({m: matches[m] for m in order(matches)}, restored, spread, tgt["images"].numpy(), tgt["ids"].numpy(),

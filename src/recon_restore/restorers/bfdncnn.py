@@ -1,4 +1,4 @@
-"""BF-DnCNN (Mohan et al. 2020; paper section 4; notes/edm-bfdncnn-n2n.md section 7).
+"""BF-DnCNN (Mohan et al. 2020; paper section 4).
 
 20 3x3 convolutions with 64 channels, no additive constants anywhere: conv(3->64)-ReLU,
 18 x [conv(64->64) - bias-free batch norm - ReLU], conv(64->3); residual output

@@ -1,5 +1,5 @@
 """Classical baseline: total-variation denoising (Chambolle), per channel, via scikit-image
-(papers/003: variational methods; notes/metrics-and-baselines.md section 3)."""
+(Rudin, Osher and Fatemi 1992, through scikit-image)."""
 
 from __future__ import annotations
 

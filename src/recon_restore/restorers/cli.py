@@ -104,7 +104,7 @@ def train_cmd(args) -> None:
 
 
 def restore_cmd(args) -> None:
-    from ..attack.precision import dtype_of, resolve_device
+    from ..precision import dtype_of, resolve_device
     from . import checkpoint
     from .restore import read_user_images, restore_bfdncnn, restore_edm
 

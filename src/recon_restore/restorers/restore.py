@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from .. import IMAGE_SHAPE
 from ..seeding import torch_generator
 from .edm import heun_sample
 
@@ -138,9 +139,9 @@ def _validate(arr: np.ndarray, p) -> torch.Tensor:
         raise UserError(f"{p}: expected a numeric image array, got {getattr(arr, 'dtype', type(arr).__name__)}")
     if arr.ndim != 4:
         raise UserError(f"{p}: expected images of shape (N, 3, 32, 32) or (N, 32, 32, 3), got {arr.shape}")
-    if arr.shape[1:] == (32, 32, 3):
+    if arr.shape[1:] == IMAGE_SHAPE[1:] + IMAGE_SHAPE[:1]:
         arr = arr.transpose(0, 3, 1, 2)
-    if arr.shape[1:] != (3, 32, 32):
+    if arr.shape[1:] != IMAGE_SHAPE:
         raise UserError(f"{p}: expected images of shape (N, 3, 32, 32) or (N, 32, 32, 3), got {arr.shape}")
     if arr.shape[0] == 0:
         raise UserError(f"{p}: holds no images (shape {arr.shape}); expected at least one")

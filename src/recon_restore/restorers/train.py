@@ -23,7 +23,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from ..attack.precision import dtype_of, matmul_mode
+from ..precision import dtype_of, matmul_mode
 from ..dataset.sampler import BalancedSampler, Batch
 from ..errors import UserError
 from ..io import atomic_path

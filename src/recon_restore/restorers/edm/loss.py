@@ -1,4 +1,4 @@
-"""EDM training loss (notes/edm-bfdncnn-n2n.md section 3).
+"""EDM training loss (Karras et al. 2022, section 5 and Table 1).
 
 ln sigma ~ N(P_mean, P_std^2) with P_mean = -1.2, P_std = 1.2; noise is added to the
 target only; weight lambda(sigma) = (sigma^2 + s_d^2) / (sigma s_d)^2; the loss is summed

@@ -1,5 +1,5 @@
 """The DDPM++ U-Net as EDM configures it for CIFAR-10, conditional on a reconstruction
-(paper section 3; notes/edm-bfdncnn-n2n.md sections 1.2 and 2.3). Written from the
+(paper section 3; Karras et al. 2022, appendix F.2; Song et al. 2021). Written from the
 architecture description, not from NVlabs code.
 
 Shape at full size: 128 base channels, multipliers [2, 2, 2] (resolutions 32, 16, 8),

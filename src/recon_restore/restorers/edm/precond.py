@@ -1,5 +1,5 @@
 """EDM preconditioning with a conditioning image (paper section 3; EDM Table 1;
-notes/edm-bfdncnn-n2n.md sections 2 and 2.3).
+Karras et al. 2022, Table 1 and appendix B.6).
 
     c_skip = s_d^2 / (s^2 + s_d^2)      c_out = s s_d / sqrt(s^2 + s_d^2)
     c_in   = 1 / sqrt(s^2 + s_d^2)      c_noise = ln(s) / 4

@@ -1,4 +1,4 @@
-"""EDM's deterministic Heun sampler (EDM Algorithm 2; notes/edm-bfdncnn-n2n.md section 5).
+"""EDM's deterministic Heun sampler (Karras et al. 2022, Algorithm 2).
 
 t_i = (s_max^(1/rho) + i/(N-1) (s_min^(1/rho) - s_max^(1/rho)))^rho, t_N = 0, with N = 18,
 s_min = 0.002, s_max = 80, rho = 7: 80, 57.59, 40.79, ... 0.002, 0; 2N - 1 = 35 network

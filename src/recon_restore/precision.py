@@ -1,4 +1,4 @@
-"""``--precision fp64|fp32|tf32|bf16`` (DESIGN: conventions): dtype and matmul mode."""
+"""``--precision fp64|fp32|tf32|bf16`` (docs/conventions.md): dtype and matmul mode."""
 
 from __future__ import annotations
 
