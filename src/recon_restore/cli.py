@@ -11,40 +11,8 @@ import argparse
 import logging
 import sys
 
+from .cli_args import Parser, common, int_at_least  # noqa: F401  (stage modules import them from cli_args)
 from .errors import UserError
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with the project's one-line errors: ``recon-restore: error: ...``, exit 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"recon-restore: error: {self.prog}: {message}\n")
-
-
-def int_at_least(low: int):
-    """An argparse type: an integer >= ``low`` (range-checked where it is parsed)."""
-
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if v < low:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {v}")
-        return v
-
-    parse.__name__ = f"integer >= {low}"
-    return parse
-
-
-def common(p: argparse.ArgumentParser, params: bool = True, device: bool = False) -> None:
-    if params:
-        p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-        p.add_argument("--preset", default=None, help="preset to use (default: the file's 'preset' key)")
-    if device:
-        p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="default: params 'device'")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.add_argument("--progress", action="store_true", help="show progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,5 @@
-"""Per-command runtime setup shared by the stage CLIs: params, device, threads."""
+"""Per-command runtime setup shared by the stage CLIs: params, device, threads, and the
+process-wide switch ``compile`` (params key) that the attack's fused optimiser updates read."""
 
 from __future__ import annotations
 
@@ -6,10 +7,21 @@ import os
 
 import torch
 
-from .attack import optim
 from .precision import resolve_device
 from .config import Params, load_params
 from .errors import UserError
+
+
+_SWITCHES = {"compile": False}
+
+
+def set_compile(on: bool) -> None:
+    """Fuse the attack's optimiser updates with torch.compile from now on (process-wide)."""
+    _SWITCHES["compile"] = bool(on)
+
+
+def compile_enabled() -> bool:
+    return _SWITCHES["compile"]
 
 
 def setup(args) -> Params:
@@ -17,7 +29,7 @@ def setup(args) -> Params:
     threads = os.environ.get("RECON_RESTORE_THREADS") or os.environ.get("SNAKEMAKE_THREADS")
     if threads:
         torch.set_num_threads(max(1, int(threads)))
-    optim.set_compile(prm.cfg["compile"])
+    set_compile(prm.cfg["compile"])
     return prm
 
 

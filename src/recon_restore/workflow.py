@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 from .config import Params
-from .fingerprint import code_hash  # noqa: F401  (the rules files import it from here)
 from .dataset.plan import layout
 from . import methods
 

@@ -10,7 +10,7 @@ rule attack_target:
     params:
         cfg=section("evaluate", "train"),
         net=section("attack", "target"),
-        code=code_hash("attack", "data"),
+        code=code("attack"),
         compile=section("compile"),
     log:
         f"{OUT}/logs/attack_target.log",
@@ -29,7 +29,7 @@ rule attack_runs:
         f"{OUT}/attack/runs/batch-{{batch}}.h5",
     params:
         cfg=section("evaluate"),
-        code=code_hash("attack", "evaluate"),
+        code=code("attack"),
         compile=section("compile"),
     wildcard_constraints:
         batch=r"\d+",

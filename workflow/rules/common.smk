@@ -4,7 +4,8 @@ import sys
 from recon_restore.config import Params, validate_params
 from recon_restore.errors import UserError
 from recon_restore.methods import NAMES as METHOD_NAMES, RESTORERS, TRAINED
-from recon_restore.workflow import Plan, code_hash
+from recon_restore.fingerprint import command_hash
+from recon_restore.workflow import Plan
 
 PARAMS_FILE = workflow.configfiles[0] if workflow.configfiles else "params.yaml"
 try:
@@ -31,3 +32,8 @@ def section(*keys):
     for k in keys:
         node = node[k]
     return repr(node)
+
+
+def code(stage):
+    """Hash of the sources the stage's command module imports (its import closure)."""
+    return command_hash(f"recon_restore.{stage}.cli")

@@ -17,7 +17,7 @@ rule data_prepare:
         heldout=f"{OUT}/data/heldout.h5",
     params:
         cfg=section("data"),
-        code=code_hash("data"),
+        code=code("data"),
     log:
         f"{OUT}/logs/data_prepare.log",
     threads: 1

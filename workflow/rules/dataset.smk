@@ -11,7 +11,7 @@ rule dataset_plan:
     params:
         cfg=section("dataset"),
         per_class=section("attack", "train", "images_per_class"),
-        code=code_hash("dataset", "data"),
+        code=code("dataset"),
     wildcard_constraints:
         wave=r"\d+",
     log:
@@ -33,7 +33,7 @@ rule dataset_shard:
     params:
         attack=section("attack"),
         dataset=section("dataset"),
-        code=code_hash("dataset", "attack", "data", "metrics"),
+        code=code("dataset"),
         compile=section("compile"),
     wildcard_constraints:
         job=r"\d+",
@@ -53,7 +53,7 @@ rule dataset_manifest:
     output:
         f"{OUT}/dataset/manifest.json",
     params:
-        code=code_hash("dataset"),
+        code=code("dataset"),
     log:
         f"{OUT}/logs/dataset_manifest.log",
     threads: 1
@@ -72,7 +72,7 @@ rule dataset_coverage:
         json=f"{OUT}/dataset/coverage.json",
         csv=f"{OUT}/dataset/coverage.csv",
     params:
-        code=code_hash("dataset"),
+        code=code("dataset"),
     log:
         f"{OUT}/logs/dataset_coverage.log",
     threads: 1

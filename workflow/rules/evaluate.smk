@@ -9,7 +9,7 @@ rule evaluate_collect:
     output:
         f"{OUT}/evaluate/plain.h5",
     params:
-        code=code_hash("evaluate", "metrics", "attack"),
+        code=code("evaluate"),
     log:
         f"{OUT}/logs/evaluate_collect.log",
     threads: 1
@@ -32,7 +32,7 @@ rule evaluate_restore:
         f"{OUT}/evaluate/restored/{{restorer}}.h5",
     params:
         cfg=lambda w: section("restorers", w.restorer),
-        code=code_hash("evaluate", "restorers", "metrics"),
+        code=code("evaluate"),
         checkpoint=lambda w, input: f"--checkpoint {input.checkpoint}" if input.checkpoint else "",
     wildcard_constraints:
         restorer="|".join(RESTORERS),
@@ -55,7 +55,7 @@ rule evaluate_galleries:
         f"{OUT}/evaluate/null_galleries.h5",
     params:
         cfg=section("evaluate", "null_galleries"),
-        code=code_hash("evaluate", "data", "attack"),
+        code=code("evaluate"),
     log:
         f"{OUT}/logs/evaluate_galleries.log",
     threads: 1
@@ -81,7 +81,7 @@ rule evaluate_match:
         f"{OUT}/evaluate/match/{{method}}.h5",
     params:
         cfg=section("evaluate", "best_match"),
-        code=code_hash("evaluate", "metrics", "attack", "data"),
+        code=code("evaluate"),
         restored=lambda w, input: f"--restored {input.restored}" if input.restored else "",
     wildcard_constraints:
         method="|".join(METHOD_NAMES),

@@ -13,7 +13,7 @@ rule report:
     params:
         cfg=section("report"),
         evaluate=section("evaluate"),
-        code=code_hash("report", "attack", "evaluate", "metrics", "data"),
+        code=code("report"),
         out=f"{OUT}/report",
     log:
         f"{OUT}/logs/report.log",

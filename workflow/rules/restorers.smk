@@ -10,7 +10,7 @@ rule restorers_train:
     params:
         cfg=lambda w: section("restorers", w.method),
         resample=section("dataset", "resample"),
-        code=code_hash("restorers", "dataset", "metrics"),
+        code=code("restorers"),
     wildcard_constraints:
         method="|".join(TRAINED),
     log:

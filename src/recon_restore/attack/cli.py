@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import torch
 
-from ..cli import common, int_at_least
+from ..cli_args import common, int_at_least
 from ..data.store import read_image_set
 from ..errors import UserError
 from ..fingerprint import fingerprint
@@ -122,7 +122,7 @@ def runs_cmd(args) -> None:
 
     jobs = [(f"runs-{run_ids[b]:06d}-{run_ids[min(b + per_batch, len(run_ids)) - 1]:06d}.pt",
              lambda b=b: batch(run_ids[b : b + per_batch], hps[b : b + per_batch])) for b in range(0, len(run_ids), per_batch)]
-    fp = fingerprint({"evaluate": ev, "seed": prm.seed, "target": file_sha256(args.target), "batch": args.batch}, "attack", "evaluate")
+    fp = fingerprint({"evaluate": ev, "seed": prm.seed, "target": file_sha256(args.target), "batch": args.batch}, "attack")
     results = run_resumable(parts_dir, jobs, lambda p, d: torch.save(d, p), lambda p: torch.load(p, weights_only=True), fp)
     write_runs(out, results, hps, cfg.snapshots, provenance(prm.cfg, prm.seed, preset=prm.preset, batch=args.batch,
                                                          abort_criterion=rc["abort"]["criterion"]), args.overwrite)

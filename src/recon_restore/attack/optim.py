@@ -14,19 +14,22 @@ cannot compile (no C++ compiler), it warns once and runs eagerly: same formula.
 from __future__ import annotations
 
 import logging
+
 import torch
 
+from .. import runtime
+
 log = logging.getLogger(__name__)
-_COMPILE = {"on": False, "fns": {}, "broken": False}
+_COMPILE = {"fns": {}, "broken": False}
 
 
 def set_compile(on: bool) -> None:
-    """Fuse optimiser updates with torch.compile from now on (process-wide)."""
-    _COMPILE["on"] = bool(on)
+    """Fuse optimiser updates with torch.compile from now on (process-wide; ``runtime``'s switch)."""
+    runtime.set_compile(on)
 
 
 def compiling() -> bool:
-    return _COMPILE["on"] and not _COMPILE["broken"]
+    return runtime.compile_enabled() and not _COMPILE["broken"]
 
 
 def _adadelta_update(p, g, sq, acc, lr, rho: float, eps: float):

@@ -8,7 +8,7 @@ import platform
 
 import torch
 
-from ..cli import common, int_at_least
+from ..cli_args import common, int_at_least
 from ..runtime import device as get_device
 from ..runtime import setup
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from ..cli import common
+from ..cli_args import common
 from ..errors import UserError
 from ..io import provenance
 from ..runtime import setup

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..cli import common, int_at_least
+from ..cli_args import common, int_at_least
 from ..fingerprint import fingerprint
 from .plan import layout
 from ..data.store import read_image_set
@@ -89,7 +89,7 @@ def shard_cmd(args) -> None:
     parts = out.with_name(out.name + ".parts")
     runs = [by_run[r] for r in job["runs"]]
     fp = fingerprint({"attack": prm.cfg["attack"], "dataset": prm.cfg["dataset"], "seed": prm.seed, "runs": runs,
-                      "pool": file_sha256(args.pool)}, "dataset", "attack", "metrics")
+                      "pool": file_sha256(args.pool)}, "dataset")
     data = generate_job(pool, runs, prm.cfg, parts, dev, args.progress, fp)
     attrs = provenance(prm.cfg, prm.seed, preset=prm.preset, job=args.job, wave=job["wave"], runs=job["runs"])
     write_shard(out, data, attrs, args.overwrite, prm.cfg["dataset"]["compression"])

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..attack.target_file import load_target
-from ..cli import common
+from ..cli_args import common
 from ..errors import UserError
 from ..io import atomic_path, open_h5, provenance, set_attrs
 from ..methods import NAMES, RESTORERS

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..attack.target_file import load_target
-from ..cli import common
+from ..cli_args import common
 from ..errors import UserError
 from ..evaluate.match_file import read_match
 from ..evaluate.plain import read_plain_summary

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..cli import common, int_at_least
+from ..cli_args import common, int_at_least
 from ..errors import UserError
 from ..methods import TRAINED
 from ..fingerprint import fingerprint
@@ -88,7 +88,7 @@ def train_cmd(args) -> None:
     log.info("%s: %d parameters; sampler: %d pairs, ~%.0f examples per repeat", args.method,
              sum(p.numel() for p in model.parameters()), sampler.n_pairs, sampler.expected_per_repeat())
     fp = fingerprint({"restorer": rcfg, "resample": res, "seed": prm.seed, "manifest": file_sha256(args.manifest),
-                      "device": dev.type}, "restorers", "dataset")
+                      "device": dev.type}, "restorers")
     final, history = train(model, loss_fn, sampler, spec, dev, state, derive_seed(prm.seed, "restorer-train", args.method),
                            args.progress, f"train {args.method}", fp)
     sampler.close()
