@@ -65,3 +65,14 @@ def test_dvc_repro_reproduces_without_recomputing(demo_run):
     assert m.returncode == 0 and '"good"' in m.stdout
     st = subprocess.run([str(BIN / "dvc"), "status"], cwd=demo_run, env=ENV, capture_output=True, text=True)
     assert "Data and pipelines are up to date" in st.stdout, st.stdout
+
+
+@pytest.mark.slow
+def test_snakemake_report_holds_every_figure_and_table(demo_run):
+    p = subprocess.run([str(BIN / "snakemake"), "--report", "report.html", "--workflow-profile", "none"], cwd=demo_run, env=ENV,
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    html = (demo_run / "report.html").read_text(errors="replace")
+    for name in ("fig1_grid", "fig2_sorted", "fig3_scatter", "fig4_hallucination", "fig5_halves", "hallucination_roc",
+                 "coverage", "appendix_01", "summary.md", "per_image.csv"):
+        assert name in html, name

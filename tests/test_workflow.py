@@ -122,3 +122,10 @@ def test_every_rule_hashes_its_commands_import_closure():
         shells = re.findall(r'cli\("(\w+) ', text)
         codes = re.findall(r'code=code\("(\w+)"\)', text)
         assert len(shells) == len(codes) and shells == codes, f.name  # each rule hashes the stage whose command it runs
+
+
+def test_workflow_is_lint_clean_and_snakefmt_formatted():
+    lint = sm("--lint", "--workflow-profile", "none", check=False)
+    assert lint.returncode == 0 and "Congratulations" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
+    fmt = subprocess.run([str(BIN / "snakefmt"), "--check", "Snakefile", "workflow/"], cwd=REPO, env=ENV, capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr

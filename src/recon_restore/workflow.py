@@ -45,14 +45,21 @@ class Plan:
     def restorer_of(self, method: str) -> str | None:
         return methods.restorer_of(method)
 
-    def report_files(self) -> list[str]:
+    FIGURES = ("fig1_grid", "fig2_sorted", "fig3_scatter", "fig4_hallucination", "fig5_halves", "hallucination_roc", "coverage")
+    TABLES = ("per_image.csv", "summary.csv", "summary.md", "summary.tex", "coverage.csv")
+
+    def report_outputs(self) -> dict[str, list[str]]:
+        """The report rule's outputs by kind (metrics, curves, tables, figures, appendix pages)."""
         r = f"{self.out}/report"
         n = 2 * self.cfg["evaluate"]["images_per_class"]
         pages = math.ceil(n / self.cfg["report"]["appendix_per_page"])
-        return (
-            [f"{r}/tables/{t}" for t in ("per_image.csv", "summary.csv", "summary.md", "summary.tex")]
-            + [f"{r}/curves/sorted_ssim.csv", f"{r}/curves/sorted_haarpsi.csv", f"{r}/metrics.json"]
-            + [f"{r}/figures/{f}.png" for f in ("fig1_grid", "fig2_sorted", "fig3_scatter", "fig4_hallucination", "fig5_halves", "hallucination_roc", "coverage")]
-            + [f"{r}/tables/coverage.csv"]
-            + [f"{r}/figures/appendix_{p + 1:02d}.png" for p in range(pages)]
-        )
+        return {
+            "metrics": [f"{r}/metrics.json"],
+            "curves": [f"{r}/curves/sorted_ssim.csv", f"{r}/curves/sorted_haarpsi.csv"],
+            "tables": [f"{r}/tables/{t}" for t in self.TABLES],
+            "figures": [f"{r}/figures/{f}.png" for f in self.FIGURES],
+            "appendix": [f"{r}/figures/appendix_{p + 1:02d}.png" for p in range(pages)],
+        }
+
+    def report_files(self) -> list[str]:
+        return [f for files in self.report_outputs().values() for f in files]

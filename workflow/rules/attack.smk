@@ -7,17 +7,19 @@ rule attack_target:
         f"{OUT}/data/heldout.h5",
     output:
         f"{OUT}/attack/target.pt",
+    log:
+        f"{OUT}/logs/attack_target.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        runtime=600,
+        mem_mb=8000,
     params:
         cfg=section("evaluate", "train"),
         net=section("attack", "target"),
         code=code("attack"),
         compile=section("compile"),
-    log:
-        f"{OUT}/logs/attack_target.log",
-    threads: 1
-    resources:
-        runtime=600,
-        mem_mb=8000,
     shell:
         cli("attack target") + " --heldout {input} --out {output} > {log} 2>&1"
 
@@ -27,17 +29,20 @@ rule attack_runs:
         f"{OUT}/attack/target.pt",
     output:
         f"{OUT}/attack/runs/batch-{{batch}}.h5",
-    params:
-        cfg=section("evaluate"),
-        code=code("attack"),
-        compile=section("compile"),
-    wildcard_constraints:
-        batch=r"\d+",
     log:
         f"{OUT}/logs/attack_runs/batch-{{batch}}.log",
+    wildcard_constraints:
+        batch=r"\d+",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         runtime=720,
         mem_mb=16000,
+    params:
+        cfg=section("evaluate"),
+        code=code("attack"),
+        compile=section("compile"),
     shell:
-        cli("attack runs") + " --target {input} --batch {wildcards.batch} --out {output} > {log} 2>&1"
+        cli("attack runs")
+        + " --target {input} --batch {wildcards.batch} --out {output} > {log} 2>&1"

@@ -1,4 +1,5 @@
 # Shared plumbing: validate params.yaml, resolve the preset, and build command lines.
+import os
 import sys
 
 from recon_restore.config import Params, validate_params
@@ -6,6 +7,10 @@ from recon_restore.errors import UserError
 from recon_restore.methods import NAMES as METHOD_NAMES, RESTORERS, TRAINED
 from recon_restore.fingerprint import command_hash
 from recon_restore.workflow import Plan
+
+# Software deployment: `--sdm conda` builds this environment (the package and its
+# dependencies); `--sdm apptainer` runs rules in the image of workflow/envs/recon-restore.def.
+CONDA_ENV = "../envs/recon-restore.yaml"
 
 PARAMS_FILE = workflow.configfiles[0] if workflow.configfiles else "params.yaml"
 try:
@@ -34,6 +39,36 @@ def section(*keys):
     return repr(node)
 
 
+def caption(path):
+    """The caption file (workflow/report/<name>.rst) of a report table or figure."""
+    name = os.path.splitext(os.path.basename(path))[0]
+    return f"../report/{name}.rst"
+
+
 def code(stage):
     """Hash of the sources the stage's command module imports (its import closure)."""
     return command_hash(f"recon_restore.{stage}.cli")
+
+
+# ---- input functions of the rules files -------------------------------------------------
+
+
+def data_inputs(wildcards):
+    src = CFG["data"]
+    if src["source"] != "cifar10":
+        return []
+    paths = [src["cifar10"]["path"], src["cifair"]["zip"], src["cifair"]["duplicates"]]
+    return [p for p in paths if p and os.path.exists(p)]
+
+
+def restore_checkpoint(wildcards):
+    return (
+        [f"{OUT}/restorers/{wildcards.restorer}.pt"]
+        if wildcards.restorer in TRAINED
+        else []
+    )
+
+
+def match_restored(wildcards):
+    r = PLAN.restorer_of(wildcards.method)
+    return [] if r is None else [f"{OUT}/evaluate/restored/{r}.h5"]

@@ -8,20 +8,23 @@ rule dataset_plan:
         shards=lambda w: PLAN.shards_before_wave(int(w.wave)),
     output:
         f"{OUT}/dataset/plans/wave-{{wave}}.json",
-    params:
-        cfg=section("dataset"),
-        per_class=section("attack", "train", "images_per_class"),
-        code=code("dataset"),
-    wildcard_constraints:
-        wave=r"\d+",
     log:
         f"{OUT}/logs/dataset_plan/wave-{{wave}}.log",
+    wildcard_constraints:
+        wave=r"\d+",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         runtime=30,
         mem_mb=4000,
+    params:
+        cfg=section("dataset"),
+        per_class=section("attack", "train", "images_per_class"),
+        code=code("dataset"),
     shell:
-        cli("dataset plan") + " --pool {input.pool} --wave {wildcards.wave} --shards {input.shards} --out {output} > {log} 2>&1"
+        cli("dataset plan")
+        + " --pool {input.pool} --wave {wildcards.wave} --shards {input.shards} --out {output} > {log} 2>&1"
 
 
 rule dataset_shard:
@@ -30,21 +33,24 @@ rule dataset_shard:
         plan=lambda w: f"{OUT}/dataset/plans/wave-{PLAN.wave_of_job(int(w.job))}.json",
     output:
         f"{OUT}/dataset/shards/shard-{{job}}.h5",
+    log:
+        f"{OUT}/logs/dataset_shard/shard-{{job}}.log",
+    wildcard_constraints:
+        job=r"\d+",
+    conda:
+        CONDA_ENV
+    threads: 2
+    resources:
+        runtime=720,
+        mem_mb=16000,
     params:
         attack=section("attack"),
         dataset=section("dataset"),
         code=code("dataset"),
         compile=section("compile"),
-    wildcard_constraints:
-        job=r"\d+",
-    log:
-        f"{OUT}/logs/dataset_shard/shard-{{job}}.log",
-    threads: 2
-    resources:
-        runtime=720,
-        mem_mb=16000,
     shell:
-        cli("dataset shard") + " --pool {input.pool} --plan {input.plan} --job {wildcards.job} --out {output} > {log} 2>&1"
+        cli("dataset shard")
+        + " --pool {input.pool} --plan {input.plan} --job {wildcards.job} --out {output} > {log} 2>&1"
 
 
 rule dataset_manifest:
@@ -52,14 +58,16 @@ rule dataset_manifest:
         PLAN.shards(),
     output:
         f"{OUT}/dataset/manifest.json",
-    params:
-        code=code("dataset"),
     log:
         f"{OUT}/logs/dataset_manifest.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         runtime=60,
         mem_mb=4000,
+    params:
+        code=code("dataset"),
     shell:
         cli("dataset manifest") + " --shards {input} --out {output} > {log} 2>&1"
 
@@ -71,13 +79,16 @@ rule dataset_coverage:
     output:
         json=f"{OUT}/dataset/coverage.json",
         csv=f"{OUT}/dataset/coverage.csv",
-    params:
-        code=code("dataset"),
     log:
         f"{OUT}/logs/dataset_coverage.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         runtime=60,
         mem_mb=8000,
+    params:
+        code=code("dataset"),
     shell:
-        cli("dataset coverage") + " --pool {input.pool} --manifest {input.manifest} --out-json {output.json} --out-csv {output.csv} > {log} 2>&1"
+        cli("dataset coverage")
+        + " --pool {input.pool} --manifest {input.manifest} --out-json {output.json} --out-csv {output.csv} > {log} 2>&1"

@@ -8,20 +8,19 @@ rule evaluate_collect:
         runs=PLAN.run_batches(),
     output:
         f"{OUT}/evaluate/plain.h5",
-    params:
-        code=code("evaluate"),
     log:
         f"{OUT}/logs/evaluate_collect.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         runtime=60,
         mem_mb=16000,
+    params:
+        code=code("evaluate"),
     shell:
-        cli("evaluate collect") + " --target {input.target} --runs {input.runs} --out {output} > {log} 2>&1"
-
-
-def restore_checkpoint(wildcards):
-    return [f"{OUT}/restorers/{wildcards.restorer}.pt"] if wildcards.restorer in TRAINED else []
+        cli("evaluate collect")
+        + " --target {input.target} --runs {input.runs} --out {output} > {log} 2>&1"
 
 
 rule evaluate_restore:
@@ -30,20 +29,25 @@ rule evaluate_restore:
         checkpoint=restore_checkpoint,
     output:
         f"{OUT}/evaluate/restored/{{restorer}}.h5",
-    params:
-        cfg=lambda w: section("restorers", w.restorer),
-        code=code("evaluate"),
-        checkpoint=lambda w, input: f"--checkpoint {input.checkpoint}" if input.checkpoint else "",
-    wildcard_constraints:
-        restorer="|".join(RESTORERS),
     log:
         f"{OUT}/logs/evaluate_restore/{{restorer}}.log",
+    wildcard_constraints:
+        restorer="|".join(RESTORERS),
+    conda:
+        CONDA_ENV
     threads: lambda w: 2 if w.restorer == "edm" else 1
     resources:
         runtime=720,
         mem_mb=16000,
+    params:
+        cfg=lambda w: section("restorers", w.restorer),
+        code=code("evaluate"),
+        checkpoint=lambda w, input: (
+            f"--checkpoint {input.checkpoint}" if input.checkpoint else ""
+        ),
     shell:
-        cli("evaluate restore") + " --restorer {wildcards.restorer} --plain {input.plain} {params.checkpoint} --out {output} > {log} 2>&1"
+        cli("evaluate restore")
+        + " --restorer {wildcards.restorer} --plain {input.plain} {params.checkpoint} --out {output} > {log} 2>&1"
 
 
 rule evaluate_galleries:
@@ -53,22 +57,20 @@ rule evaluate_galleries:
         pool=f"{OUT}/data/pool.h5",
     output:
         f"{OUT}/evaluate/null_galleries.h5",
-    params:
-        cfg=section("evaluate", "null_galleries"),
-        code=code("evaluate"),
     log:
         f"{OUT}/logs/evaluate_galleries.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         runtime=30,
         mem_mb=8000,
+    params:
+        cfg=section("evaluate", "null_galleries"),
+        code=code("evaluate"),
     shell:
-        cli("evaluate galleries") + " --target {input.target} --heldout {input.heldout} --pool {input.pool} --out {output} > {log} 2>&1"
-
-
-def match_restored(wildcards):
-    r = PLAN.restorer_of(wildcards.method)
-    return [] if r is None else [f"{OUT}/evaluate/restored/{r}.h5"]
+        cli("evaluate galleries")
+        + " --target {input.target} --heldout {input.heldout} --pool {input.pool} --out {output} > {log} 2>&1"
 
 
 rule evaluate_match:
@@ -79,17 +81,22 @@ rule evaluate_match:
         restored=match_restored,
     output:
         f"{OUT}/evaluate/match/{{method}}.h5",
-    params:
-        cfg=section("evaluate", "best_match"),
-        code=code("evaluate"),
-        restored=lambda w, input: f"--restored {input.restored}" if input.restored else "",
-    wildcard_constraints:
-        method="|".join(METHOD_NAMES),
     log:
         f"{OUT}/logs/evaluate_match/{{method}}.log",
+    wildcard_constraints:
+        method="|".join(METHOD_NAMES),
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         runtime=240,
         mem_mb=16000,
+    params:
+        cfg=section("evaluate", "best_match"),
+        code=code("evaluate"),
+        restored=lambda w, input: (
+            f"--restored {input.restored}" if input.restored else ""
+        ),
     shell:
-        cli("evaluate match") + " --method {wildcards.method} --target {input.target} --plain {input.plain} --galleries {input.galleries} {params.restored} --out {output} > {log} 2>&1"
+        cli("evaluate match")
+        + " --method {wildcards.method} --target {input.target} --plain {input.plain} --galleries {input.galleries} {params.restored} --out {output} > {log} 2>&1"

@@ -9,17 +9,37 @@ rule report:
         matches=expand(f"{OUT}/evaluate/match/{{m}}.h5", m=METHOD_NAMES),
         coverage=[f"{OUT}/dataset/coverage.json", f"{OUT}/dataset/coverage.csv"],
     output:
-        PLAN.report_files(),
-    params:
-        cfg=section("report"),
-        evaluate=section("evaluate"),
-        code=code("report"),
-        out=f"{OUT}/report",
+        metrics=PLAN.report_outputs()["metrics"][0],
+        curves=PLAN.report_outputs()["curves"],
+        tables=[
+            report(t, caption=caption(t), category="Tables")
+            for t in PLAN.report_outputs()["tables"]
+        ],
+        figures=[
+            report(f, caption=caption(f), category="Figures")
+            for f in PLAN.report_outputs()["figures"]
+        ],
+        appendix=[
+            report(
+                f,
+                caption="../report/appendix.rst",
+                category="Appendix: every training image",
+            )
+            for f in PLAN.report_outputs()["appendix"]
+        ],
     log:
         f"{OUT}/logs/report.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         runtime=60,
         mem_mb=8000,
+    params:
+        cfg=section("report"),
+        evaluate=section("evaluate"),
+        code=code("report"),
+        out=lambda w, output: os.path.dirname(output.metrics),
     shell:
-        cli("report build") + " --target {input.target} --plain {input.plain} --restored {input.restored} --matches {input.matches} --coverage {input.coverage} --out-dir {params.out} > {log} 2>&1"
+        cli("report build")
+        + " --target {input.target} --plain {input.plain} --restored {input.restored} --matches {input.matches} --coverage {input.coverage} --out-dir {params.out} > {log} 2>&1"

@@ -7,18 +7,21 @@ rule restorers_train:
     output:
         checkpoint=f"{OUT}/restorers/{{method}}.pt",
         history=f"{OUT}/restorers/{{method}}-history.csv",
+    log:
+        f"{OUT}/logs/restorers_train/{{method}}.log",
+    wildcard_constraints:
+        method="|".join(TRAINED),
+    priority: 10
+    conda:
+        CONDA_ENV
+    threads: 2
+    resources:
+        runtime=2880,
+        mem_mb=16000,
     params:
         cfg=lambda w: section("restorers", w.method),
         resample=section("dataset", "resample"),
         code=code("restorers"),
-    wildcard_constraints:
-        method="|".join(TRAINED),
-    log:
-        f"{OUT}/logs/restorers_train/{{method}}.log",
-    threads: 2
-    priority: 10
-    resources:
-        runtime=2880,
-        mem_mb=16000,
     shell:
-        cli("restorers train") + " --method {wildcards.method} --manifest {input} --out {output.checkpoint} --history {output.history} > {log} 2>&1"
+        cli("restorers train")
+        + " --method {wildcards.method} --manifest {input} --out {output.checkpoint} --history {output.history} > {log} 2>&1"
