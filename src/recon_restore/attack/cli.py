@@ -99,8 +99,7 @@ def runs_cmd(args) -> None:
     dt = dtype_of(rc["precision"])
     w = tgt["w"].to(device=dev, dtype=dt)
     train_x = (tgt["images"].double() / 255 - tgt["mean"]).flatten(1)
-    cfg = ReconConfig(rc["candidates_per_class"], rc["iterations"], rc["snapshots"], rc["optimizer"], rc["momentum"],
-                      rc["abort"]["at"], rc["abort"]["criterion"], rc["abort"]["threshold"])
+    cfg = ReconConfig.from_params(rc)
     hps = [draw_run(prm.seed, r, rc["ranges"], rc["lambda_lr"]) for r in run_ids]
     out = check_writable(args.out, args.overwrite)
     parts_dir = out.with_name(out.name + ".parts")

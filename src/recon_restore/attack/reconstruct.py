@@ -38,6 +38,13 @@ class ReconConfig:
     abort_criterion: str = "none"  # none | blind | oracle
     abort_threshold: float = 0.0
 
+    @classmethod
+    def from_params(cls, rc: dict) -> "ReconConfig":
+        """From a params ``reconstruct`` section (the dataset setting has no ``abort``)."""
+        ab = rc.get("abort") or {}
+        return cls(rc["candidates_per_class"], rc["iterations"], list(rc["snapshots"]), rc["optimizer"], rc["momentum"],
+                   ab.get("at"), ab.get("criterion", "none"), ab.get("threshold", 0.0))
+
     def __post_init__(self):
         bad = [s for s in self.snapshots if not 0 < s <= self.iterations]
         if bad:

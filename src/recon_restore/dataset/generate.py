@@ -70,7 +70,7 @@ def run_batch(pool: ImageSet, runs: list[dict], cfg: dict, device: torch.device,
         trained = train_target(w0, Xc, Y, tr["optimizer"], tr["lr"], tr["epochs"], progress, "train targets")
         full = lambda v: torch.full((R,), float(v), dtype=dt, device=device)  # noqa: E731
         hp = Hparams(full(rc["lr"]), full(rc["lambda_lr"]), full(rc["sigma"]), full(rc["lambda_min"]), full(rc["alpha"]))
-        rcfg = ReconConfig(rc["candidates_per_class"], rc["iterations"], rc["snapshots"], rc["optimizer"], rc.get("momentum", 0.9))
+        rcfg = ReconConfig.from_params(rc)
         res = reconstruct(trained.weights, hp, rcfg, Xc.shape[-1], [torch_generator(r["seed"], "reconstruct") for r in runs],
                           progress=progress, desc="reconstruct")
 
