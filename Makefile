@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CORES ?= all
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-run test test-fast install clean-demo slurm-dry-run
+.PHONY: demo demo-run test mutation test-fast install clean-demo slurm-dry-run
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -30,6 +30,11 @@ test: install
 
 test-fast: install
 	PATH=$(abspath $(VENV))/bin:$$PATH $(PY) -m pytest -m "not slow and not slurm" $(PYTEST_ARGS)
+
+# Mutation testing of the core modules (mutmut, configured in pyproject.toml); slow, not in CI.
+mutation: install
+	$(VENV)/bin/pip install -q "mutmut==3.8.1"
+	cd $(CURDIR) && PATH=$(abspath $(VENV))/bin:$$PATH mutmut run --max-children 2; PATH=$(abspath $(VENV))/bin:$$PATH mutmut results
 
 slurm-dry-run: install
 	PATH=$(abspath $(VENV))/bin:$$PATH snakemake -n --profile workflow/profiles/slurm --config preset=paper
