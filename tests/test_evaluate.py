@@ -189,5 +189,5 @@ def test_abort_study_records_the_blind_score_without_aborting(tmp_path, tiny_par
     assert len(table) == 3 and (table["useless"] == (table["good"] == 0)).all()
     thr = pd.DataFrame(summ["thresholds"])
     assert (np.diff(thr["good_lost"]) <= 0).all() and thr["good_lost"].iloc[-1] == 0 and thr["kept"].iloc[-1] == 3
-    assert summ["chosen_threshold"] in thr["threshold"].tolist()
+    assert summ["chosen_threshold"] in thr["threshold"].tolist() and -1 <= summ["spearman_blind_good"] <= 1
     assert thr.set_index("threshold").loc[summ["chosen_threshold"], "good_lost"] == 0

@@ -6,9 +6,10 @@ relative stationarity residual, ``attack/abort.py``) at ``abort.at`` without abo
 For every run this module measures what it finally contributes: the training images it
 reconstructs well on its own (paper's best-match rule, SSIM > threshold, all its
 snapshots) and Haim et al.'s oracle extraction score of its last snapshot. A run is
-*useless* when it contributes no good reconstruction. The blind score's ROC for
-"useless" and, per threshold, the runs kept and the good reconstructions lost (good with
-every run minus good with the kept runs) tell which threshold to use.
+*useless* when it contributes no good reconstruction, *weak* when it contributes fewer than
+the median run. The blind score's AUROC for both, its rank correlation with a run's good
+count and, per threshold, the runs kept and the good reconstructions lost (good with every
+run minus good with the kept runs) tell which threshold to use.
 """
 
 from __future__ import annotations

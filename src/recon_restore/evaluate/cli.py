@@ -191,10 +191,17 @@ def abort_study_cmd(args) -> None:
     thr = threshold_table(table, rb, ev["good_threshold"])
     chosen = choose_threshold(thr)
     auc = auroc(table["blind_score"].to_numpy(), table["useless"].to_numpy())
+    weak = table["good"].to_numpy() < np.median(table["good"].to_numpy())
+    auc_weak = auroc(table["blind_score"].to_numpy(), weak)
+    from scipy.stats import spearmanr
+
+    rho = float(spearmanr(table["blind_score"], table["good"]).statistic) if len(table) > 2 else float("nan")
     with atomic_path(args.out_csv, args.overwrite) as tmp:
         table.to_csv(tmp, index=False)
     write_json(args.out_json, {"runs": len(table), "useless": int(table["useless"].sum()), "auroc_blind_useless": auc,
+                               "auroc_blind_below_median": auc_weak, "spearman_blind_good": rho,
                                "abort_at": ev["reconstruct"]["abort"]["at"], "chosen_threshold": chosen,
                                "rule": "lowest threshold that loses no good reconstruction", "thresholds": thr.to_dict("records"),
                                "provenance": provenance(prm.cfg, prm.seed, preset=prm.preset)}, args.overwrite)
-    log.info("abort study: %d runs, %d useless, AUROC %.3f, chosen threshold %.4g", len(table), int(table["useless"].sum()), auc, chosen)
+    log.info("abort study: %d runs, %d useless (AUROC %.3f), below-median AUROC %.3f, Spearman %.3f, chosen threshold %.4g",
+             len(table), int(table["useless"].sum()), auc, auc_weak, rho, chosen)
