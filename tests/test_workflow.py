@@ -110,7 +110,9 @@ def test_dvc_deps_are_the_import_closure_of_each_stages_commands():
         deps = sorted(d for d in dvc["stages"][stage]["deps"] if d.startswith("src/"))
         assert deps == closure_dirs(*[f"recon_restore.{c}.cli" for c in cmds]), stage
     # the closure follows imports inside functions too, and never the CLI registration
-    ev = {p.relative_to(REPO / "src/recon_restore").as_posix() for p in import_closure("recon_restore.evaluate.cli")}
+    from recon_restore.fingerprint import PACKAGE
+
+    ev = {p.relative_to(PACKAGE).as_posix() for p in import_closure("recon_restore.evaluate.cli")}
     assert "attack/target_file.py" in ev and "restorers/restore.py" in ev and "cli.py" not in ev and "report/build.py" not in ev
 
 
