@@ -164,3 +164,37 @@ def test_target_initialisation_stds_are_the_papers():
     assert float(w.W1.std()) == pytest.approx(1e-4, rel=0.01) and abs(float(w.W1.mean())) < 1e-6
     assert float(w.W2.std()) == pytest.approx(math.sqrt(2 / 1000), rel=0.01)
     assert float(w.w3.std()) == pytest.approx(math.sqrt(2 / 500), rel=0.05)
+
+
+def test_every_label_column_follows_the_ada_draw():
+    """All nine columns of sampled augmentation labels, against the rules that generate them."""
+    n = 40000
+    lab = augment.sample_labels(n, augment.AugmentConfig(), np.random.default_rng(1)).astype(np.float64)
+    assert lab.shape == (n, 9)
+    assert set(np.unique(lab[:, :2])) <= {0.0, 1.0}
+    assert lab[:, 0].mean() == pytest.approx(0.5, abs=0.01) and lab[:, 1].mean() == pytest.approx(0.06, abs=0.005)
+    # scale: 12% of rows, standard normal
+    on = lab[:, 2] != 0
+    assert on.mean() == pytest.approx(0.12, abs=0.006) and lab[on, 2].std() == pytest.approx(1.0, abs=0.03)
+    assert abs(lab[on, 2].mean()) < 0.05
+    # rotation: (cos - 1, sin) of one angle, uniform on (-pi, pi), 12% of rows
+    assert np.allclose((lab[:, 3] + 1) ** 2 + lab[:, 4] ** 2, 1.0, atol=1e-6) and (lab[:, 3] <= 0).all()
+    rot = (lab[:, 3] != 0) | (lab[:, 4] != 0)
+    theta = np.arctan2(lab[rot, 4], lab[rot, 3] + 1)
+    assert rot.mean() == pytest.approx(0.12, abs=0.006)
+    assert (theta < 0).mean() == pytest.approx(0.5, abs=0.03) and (np.abs(theta) > np.pi / 2).mean() == pytest.approx(0.5, abs=0.03)
+    # anisotropy: w_a (cos r, sin r), 12% of rows; r = 0 for half of them, uniform otherwise
+    an = (lab[:, 5] != 0) | (lab[:, 6] != 0)
+    assert an.mean() == pytest.approx(0.12, abs=0.006)
+    assert (lab[an, 6] == 0).mean() == pytest.approx(0.5, abs=0.03)
+    assert np.hypot(lab[an, 5], lab[an, 6]).mean() == pytest.approx(np.sqrt(2 / np.pi), abs=0.03)  # E|N(0,1)|
+    turned = an & (lab[:, 6] != 0)
+    r = np.mod(np.arctan2(lab[turned, 6], lab[turned, 5]), np.pi)  # the axis angle (w_a may be negative)
+    assert len(np.unique(np.round(r, 6))) > 0.9 * turned.sum() and r.std() == pytest.approx(np.pi / np.sqrt(12), abs=0.06)
+    # translation: both coordinates together, 12% of rows, standard normal
+    tr = (lab[:, 7] != 0) | (lab[:, 8] != 0)
+    assert tr.mean() == pytest.approx(0.12, abs=0.006) and ((lab[:, 7] != 0) == tr).all() and ((lab[:, 8] != 0) == tr).all()
+    assert lab[tr, 7].std() == pytest.approx(1.0, abs=0.04) and lab[tr, 8].std() == pytest.approx(1.0, abs=0.04)
+    assert abs(np.corrcoef(lab[tr, 7], lab[tr, 8])[0, 1]) < 0.05  # independent coordinates
+    # the transforms are drawn independently of each other
+    assert (on & rot).mean() == pytest.approx(0.12 * 0.12, abs=0.003)
