@@ -48,6 +48,23 @@ def test_closed_form_equals_autograd(bias):
         assert (A - B).norm() <= 1e-10 * max(1.0, B.norm()), name
 
 
+
+def test_closed_form_equals_autograd_with_one_shared_network():
+    """The evaluation setting: R runs (their own candidates and hyperparameters) on one target."""
+    from dataclasses import replace
+
+    w, x, lam, y, alpha, lmin = _setup(bias=True)
+    shared = replace(w, W1=w.W1[:1], W2=w.W2[:1], w3=w.w3[:1], b1=w.b1[:1])
+    a = closed_form(shared, x, lam, y, alpha, lmin)
+    b = autograd_objective(shared, x, lam, y, alpha, lmin)
+    for name in ("stationarity", "box", "lam", "grad_x", "grad_lam"):
+        A, B = getattr(a, name), getattr(b, name)
+        assert (A - B).norm() <= 1e-10 * max(1.0, B.norm()), name
+    # run 2 on the shared network equals run 2 alone
+    alone = autograd_objective(shared, x[2:], lam[2:], y, alpha[2:], lmin[2:])
+    assert torch.allclose(b.grad_x[2], alone.grad_x[0], rtol=1e-12, atol=0)
+
+
 def test_objective_parts_follow_the_definition():
     """1/m factor, unweighted sum over all parameter tensors, box prior, 5 relu(l_min - l)^2."""
     w, x, lam, y, alpha, lmin = _setup(R=1, m=4, d=6, h=(5, 4))

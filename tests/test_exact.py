@@ -77,6 +77,42 @@ def test_match_across_snapshots_highest_wins_not_last(monkeypatch):
     assert m.target.tolist() == [1, 3] and m.accept_epoch.tolist() == [10, 20] and m.best.tolist() == [0.75, 0.875]
 
 
+
+def test_match_ties_go_to_the_earliest_snapshot_and_record_the_margin(monkeypatch):
+    # candidate 0: the same SSIM at epochs 10 and 20 (a real tie): the earlier snapshot keeps it;
+    # candidate 1 matches training image 0 (index 0 must count as a match)
+    monkeypatch.setattr(dmatch, "best_matches", _fake_best([
+        ([0.75, 0.625], [2, 0], [0.5, 0.25]),
+        ([0.75, 0.5], [3, 1], [0.25, 0.4375]),
+    ]))
+    snaps = {10: torch.zeros(2, 3, 32, 32), 20: torch.zeros(2, 3, 32, 32)}
+    m = dmatch.match_candidates(snaps, torch.zeros(4, 3, 32, 32), threshold=0.375, margin=0.125)
+    assert m.candidate.tolist() == [0, 1] and m.target.tolist() == [2, 0]
+    assert m.accept_epoch.tolist() == [10, 10]
+    assert m.margin.tolist() == [0.25, 0.375] and m.best.tolist() == [0.75, 0.625]
+
+
+def test_match_skips_a_missing_snapshot_and_goes_on(monkeypatch):
+    # epoch 10 diverged for every candidate (NaN rows): epoch 20 must still be matched
+    monkeypatch.setattr(dmatch, "best_matches", _fake_best([([0.75], [1], [0.25])]))
+    snaps = {10: torch.full((1, 3, 32, 32), float("nan")), 20: torch.zeros(1, 3, 32, 32)}
+    m = dmatch.match_candidates(snaps, torch.zeros(4, 3, 32, 32), threshold=0.375, margin=0.125)
+    assert m.candidate.tolist() == [0] and m.accept_epoch.tolist() == [20]
+
+
+def test_match_uses_the_ssim_variant_it_is_given():
+    from recon_restore.metrics import best_matches
+
+    g = torch.Generator().manual_seed(0)
+    targets = torch.rand(3, 3, 32, 32, generator=g, dtype=torch.float64)
+    snap = (targets + 0.1 * torch.rand(3, 3, 32, 32, generator=g, dtype=torch.float64)).clamp(0, 1)
+    ref = {v: best_matches(snap, targets, v).cand_best for v in ("haim", "wang")}
+    assert not torch.allclose(ref["haim"], ref["wang"])
+    for v in ("haim", "wang"):
+        m = dmatch.match_candidates({10: snap}, targets, variant=v)
+        assert m.candidate.tolist() == [0, 1, 2] and np.allclose(m.best, ref[v].numpy(), rtol=0, atol=1e-12)
+
+
 # ---- augmentation labels against the applied transform ---------------------------------
 
 def _centroid(img):
@@ -112,6 +148,63 @@ def test_scale_and_anisotropy_follow_the_label():
     lab[0, 5] = 2.5  # anisotropy along x (r = 0): x * sqrt(2), y / sqrt(2)
     cx, cy = _centroid(augment.apply(x, lab, cfg)[0])
     assert (cx, cy) == pytest.approx((-5.0 * math.sqrt(2), 4.0 / math.sqrt(2)), abs=0.15)
+
+
+
+@pytest.mark.parametrize("w, theta, wa, r, tx, ty, lab56", [
+    (0.5, 0.3, 0.7, 0.9, 0.4, -0.6, None),        # every component, anisotropy at an angle
+    (-1.0, 2.0, 0.5, math.pi / 2, 0.2, 0.3, (0.0, 0.5)),  # anisotropy along y: label column 5 exactly 0
+    (0.0, -1.2, -0.3, -0.5, -0.7, 0.9, None),     # |w_a| < 1, negative angles
+])
+def test_inverse_matrix_inverts_the_labelled_forward_map(w, theta, wa, r, tx, ty, lab56):
+    """Written independently of augment: p -> s p, rotate by theta, stretch by 2^(aniso_std w_a)
+    along the direction r (1/that across it), translate by (tx, ty) translate_frac_std size."""
+    cfg = augment.AugmentConfig()
+    size = 32
+    lab = np.array([0, 0, w, math.cos(theta) - 1, math.sin(theta), wa * math.cos(r), wa * math.sin(r), tx, ty])
+    if lab56 is not None:
+        lab[5:7] = lab56
+    inv = augment._inverse_matrix(lab, cfg, size)
+    s, ka = 2.0 ** (cfg.scale_std * w), 2.0 ** (cfg.aniso_std * math.hypot(lab[5], lab[6]))
+    u = np.array([math.cos(r), math.sin(r)])  # stretch direction
+    v = np.array([-u[1], u[0]])
+    rng = np.random.default_rng(1)
+    for p in rng.normal(0, 10, (5, 2)):
+        q = s * p
+        q = np.array([math.cos(theta) * q[0] - math.sin(theta) * q[1], math.sin(theta) * q[0] + math.cos(theta) * q[1]])
+        q = ka * (q @ u) * u + (q @ v) / ka * v
+        q = q + np.array([tx, ty]) * cfg.translate_frac_std * size
+        back = inv @ np.array([q[0], q[1], 1.0])
+        assert back == pytest.approx([p[0], p[1], 1.0], abs=1e-9)
+
+
+def test_warp_reflects_at_the_border_and_apply_stays_in_range():
+    cfg = augment.AugmentConfig()
+    lab = np.zeros((1, 9), np.float32)
+    lab[0, 3], lab[0, 4], lab[0, 7] = math.cos(0.5) - 1, math.sin(0.5), 0.75  # rotate and shift out of the frame
+    flat = torch.full((1, 3, 32, 32), 0.5, dtype=torch.float64)
+    # reflection padding: a constant image stays constant, however far the content moves
+    assert torch.allclose(augment.apply(flat, lab, cfg), flat, atol=1e-12)
+    # bicubic resampling overshoots at a hard edge; the result is clipped to [0, 1]
+    edge = torch.zeros(1, 3, 32, 32, dtype=torch.float64)
+    edge[..., 12:20, 12:20] = 1.0
+    raw = augment._warp(edge, torch.as_tensor(augment._inverse_matrix(lab[0], cfg, 32))[None])
+    assert raw.min() < 0 and raw.max() > 1
+    out = augment.apply(edge, lab, cfg)
+    assert out.min() == 0 and out.max() == 1 and torch.equal(out, raw.clamp(0, 1))
+
+
+def test_apply_refuses_a_non_square_image_by_name():
+    with pytest.raises(ValueError, match="square images, got 32x16"):
+        augment.apply(torch.zeros(1, 3, 32, 16), np.zeros((1, 9), np.float32), augment.AugmentConfig())
+
+
+def test_ncc_features_are_bicubic_halves_standardised_per_channel():
+    from recon_restore.metrics.ncc import ncc_features
+
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    f = ncc_features(x).view(2, 3, 16 * 16)  # Haim et al.: bicubic 1/2, then per image and channel
+    assert f.mean(-1).abs().max() < 1e-12 and torch.allclose(f.std(-1), torch.ones(2, 3, dtype=f.dtype))
 
 
 # ---- balanced sampler: exact keep probabilities -----------------------------------------
@@ -198,3 +291,128 @@ def test_every_label_column_follows_the_ada_draw():
     assert abs(np.corrcoef(lab[tr, 7], lab[tr, 8])[0, 1]) < 0.05  # independent coordinates
     # the transforms are drawn independently of each other
     assert (on & rot).mean() == pytest.approx(0.12 * 0.12, abs=0.003)
+
+
+# ---- balanced sampler: the stream against its definition, across shards and windows -----
+
+def _marked_shard(path, first_pair, sources, runs, rows):
+    """A shard whose pixels name what they are: recon[0, 0, 0] = global pair id; target
+    [0, 0, 0] = pool index, [1, 0, 0] = run; run means are flat (dark 0.2 or bright 0.8)."""
+    from recon_restore.dataset.shards import ShardData, write_shard
+
+    n, t = len(rows), len(sources)
+    recon = np.zeros((n, 3, 32, 32), np.uint8)
+    recon[:, 0, 0, 0] = first_pair + np.arange(n)
+    image = np.zeros((t, 3, 32, 32), np.uint8)
+    image[:, 0, 0, 0] = sources
+    trun = np.concatenate([np.full(k, r) for r, (k, _) in runs.items()])
+    image[:, 1, 0, 0] = trun
+    label = np.arange(t * 9, dtype=np.float32).reshape(t, 9) + 100 * first_pair
+    z = lambda k: np.zeros(k)  # noqa: E731
+    d = ShardData(
+        {"recon": recon, "target_row": np.asarray(rows), "run": trun[rows], "epoch": z(n), "candidate": z(n),
+         "ssim": np.ones(n), "margin": np.ones(n)},
+        {"image": image, "aug_label": label, "source_index": np.asarray(sources), "run": trun},
+        {"run": np.array(list(runs)), "seed": z(len(runs)), "status": z(len(runs)),
+         "mean": np.stack([np.full((3, 32, 32), m) for _, m in runs.values()]), "train_loss": z(len(runs)),
+         "min_margin": z(len(runs)), "stationarity": z(len(runs)), "box": z(len(runs)), "lam_penalty": z(len(runs)),
+         "pairs": np.array([int((trun[rows] == r).sum()) for r in runs])},
+    )
+    write_shard(path, d, {})
+    return d
+
+
+@pytest.fixture
+def two_shards(tmp_path):
+    # shard 0: runs 10 (targets 0-1, dark) and 11 (targets 2-4, bright); shard 1: run 20 (bright)
+    # pool image 2 is a target in both shards: z = 2 + 2
+    a = _marked_shard(tmp_path / "a.h5", 0, [0, 1, 2, 3, 4], {10: (2, 0.2), 11: (3, 0.8)}, [0, 0, 0, 1, 2, 2, 3, 4, 4, 4])
+    b = _marked_shard(tmp_path / "b.h5", 10, [2, 5, 6], {20: (3, 0.8)}, [0, 0, 1, 2, 2, 2, 2])
+    return [tmp_path / "a.h5", tmp_path / "b.h5"], (a, b)
+
+
+def _sampler(paths, **kw):
+    from recon_restore.dataset.sampler import BalancedSampler
+
+    args = dict(K=1.5, repeats=2, noise_fraction=0.25, seed=4, window=4) | kw
+    return BalancedSampler(paths, **args)
+
+
+def test_sampler_keep_probability_counts_every_shard(two_shards):
+    s = _sampler(two_shards[0])
+    # z: pool 0: 3, 1: 1, 2: 2 + 2, 3: 1, 4: 3, 5: 1, 6: 4; keep = min(1, 1.5 / z)
+    assert s.n_pairs == 17 and s.z.tolist() == [3, 1, 4, 1, 3, 1, 4]
+    expect = [0.5] * 3 + [1.0] + [0.375] * 2 + [1.0] + [0.5] * 3 + [0.375] * 2 + [1.0] + [0.375] * 4
+    assert s.keep_prob.tolist() == expect
+
+
+def test_sampler_stream_is_the_repeats_in_order_across_windows_batches_and_restarts(two_shards):
+    paths, (a, b) = two_shards
+    s = _sampler(paths)
+    assert np.array_equal(s.repeat_examples(2), s.repeat_examples(0)) and not np.array_equal(s.repeat_examples(0), s.repeat_examples(1))
+    expected = np.concatenate([s.repeat_examples(r) for r in range(4)])
+    n0 = len(s.repeat_examples(0))
+    images = np.concatenate([a.targets["image"], b.targets["image"]])
+    labels = np.concatenate([a.targets["aug_label"], b.targets["aug_label"]])
+    rows = np.concatenate([a.pairs["target_row"], b.pairs["target_row"] + 5])
+    run_of = {10: range(0, 2), 11: range(2, 5), 20: range(5, 8)}
+    for start in (0, 1, 5, n0 - 1, n0, n0 + 2):
+        got = []
+        for batch in s.batches(3, start=start):
+            got += [(batch.recon[i], batch.target[i], batch.aug_label[i], bool(batch.noise[i])) for i in range(3)]
+            if len(got) >= len(expected) - start - 3:
+                break
+        for k, (recon, target, label, noise) in enumerate(got):
+            e = int(expected[start + k])
+            t = torch.from_numpy(images).float() / 255
+            if e >= 0:  # a pair: its reconstruction, its training image and that image's label
+                assert not noise and round(float(recon[0, 0, 0]) * 255) == e
+                assert torch.equal(target, t[rows[e]]) and torch.equal(label, torch.from_numpy(labels[rows[e]]))
+            else:  # noise: a target of one run, and the mean of that same run plus noise
+                assert noise
+                j = int(np.nonzero((t == target).flatten(1).all(1))[0][0])
+                assert torch.equal(label, torch.from_numpy(labels[j]))
+                bright = float(recon.mean()) > 0.5
+                run = int(round(float(target[1, 0, 0]) * 255))
+                assert bright == (run in (11, 20)) and j in run_of[run]
+    # noise examples: fresh noise every time (repeat and window), every target of a run drawn
+    noise, picked = [], set()
+    for i, batch in enumerate(s.batches(3)):
+        for k in np.nonzero(batch.noise.numpy())[0]:
+            noise.append(batch.recon[k])
+            picked.add(int(round(float(batch.target[k, 0, 0, 0]) * 255)) * 100 + int(round(float(batch.target[k, 1, 0, 0]) * 255)))
+        if i > 400:
+            break
+    flat = torch.stack(noise).flatten(1)
+    assert len(torch.unique(flat, dim=0)) == len(flat)
+    assert picked == {0 * 100 + 10, 1 * 100 + 10, 2 * 100 + 11, 3 * 100 + 11, 4 * 100 + 11, 2 * 100 + 20, 5 * 100 + 20, 6 * 100 + 20}
+    # postprocessing: each noise image touches the edge of [0, 1] on the side nearer its mean
+    for x in noise:
+        assert float(x.max()) == 1.0 if float(x.mean()) > 0.5 else float(x.min()) == 0.0
+
+
+def test_sampler_keeps_pairs_independently_within_a_repeat(tmp_path):
+    from test_dataset import _skewed_shard
+
+    _skewed_shard(tmp_path / "s.h5")
+    s = _sampler([tmp_path / "s.h5"], K=11, repeats=20, noise_fraction=0.1, window=64)
+    for r in range(20):  # pairs of image 0 kept with p = 0.1 each: Binomial(110, 0.1), never all or none
+        kept0 = int((s.repeat_examples(r)[:, None] == np.arange(110)).any(0).sum())
+        assert 0 < kept0 < 40
+
+
+def test_sampler_refuses_no_shards_and_empty_shards_by_name(tmp_path):
+    from recon_restore.dataset.sampler import BalancedSampler
+
+    with pytest.raises(ValueError, match="needs at least one shard"):
+        BalancedSampler([], K=11, repeats=1, noise_fraction=0.1, seed=0, window=8)
+    _marked_shard(tmp_path / "empty.h5", 0, [0], {3: (1, 0.5)}, np.zeros(0, np.int64))
+    with pytest.raises(ValueError, match=r"empty\.h5.*hold no pairs"):
+        BalancedSampler([tmp_path / "empty.h5"], K=11, repeats=1, noise_fraction=0.1, seed=0, window=8)
+
+
+def test_sigma_steps_defaults_are_edms_and_two_steps_span_the_range():
+    t = sigma_steps()  # EDM's N = 18, s_min = 0.002, s_max = 80, rho = 7
+    assert len(t) == 19 and t.dtype == torch.float64
+    assert t[:3].tolist() == pytest.approx([80.0, 57.586, 40.786], abs=1e-3) and t[-2:].tolist() == pytest.approx([0.002, 0.0])
+    assert sigma_steps(2, 0.5, 8.0).tolist() == pytest.approx([8.0, 0.5, 0.0], rel=1e-12)

@@ -92,3 +92,26 @@ def test_postprocess_uses_the_largest_scale_within_range():
     assert torch.allclose(postprocess(x * 1e4, mean), out, atol=1e-9)
     # zero candidate -> mean
     assert torch.allclose(postprocess(torch.zeros(1, 3, 32, 32, dtype=torch.float64), mean)[0], mean)
+
+
+def test_ssim_names_the_argument_with_the_wrong_shape():
+    good = torch.zeros(1, 3, 32, 32)
+    with pytest.raises(ValueError, match=r"^x: expected a \(N, C, H, W\)"):
+        ssim(torch.zeros(3, 32, 32), good)
+    with pytest.raises(ValueError, match=r"^y: expected a \(N, C, H, W\)"):
+        ssim(good, torch.zeros(3, 32, 32))
+
+
+def test_auroc_is_the_pairwise_win_rate_with_ties_counted_half():
+    from recon_restore.metrics.roc import auroc
+
+    rng = np.random.default_rng(0)
+    score = rng.integers(0, 6, 40).astype(float)  # many ties
+    positive = rng.random(40) < 0.3
+    p, n = score[positive], score[~positive]
+    brute = ((p[:, None] > n[None]).sum() + 0.5 * (p[:, None] == n[None]).sum()) / (len(p) * len(n))
+    assert auroc(score, positive) == pytest.approx(brute, abs=1e-12)
+    assert auroc(np.array([3.0, 1.0, 2.0]), np.array([True, False, False])) == 1.0
+    assert auroc(np.array([1.0, 2.0]), np.array([True, False])) == 0.0
+    assert np.isnan(auroc(score, np.ones(40, bool))) and np.isnan(auroc(score, np.zeros(40, bool)))
+    assert not np.isnan(auroc(np.array([1.0, 2.0, 0.5]), np.array([True, False, False])))

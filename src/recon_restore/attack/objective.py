@@ -46,8 +46,8 @@ def reconstruction_loss(
     x: torch.Tensor,
     lam: torch.Tensor,
     y: torch.Tensor,
-    alpha: float = 20.0,
-    lambda_min: float = 0.5,
+    alpha: float,
+    lambda_min: float,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Total objective and its parts for one run, by autograd (the reference).
 

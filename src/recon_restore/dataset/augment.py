@@ -70,9 +70,9 @@ def _inverse_matrix(lab: np.ndarray, cfg: AugmentConfig, size: int) -> np.ndarra
     w = float(lab[2])
     s = 2.0 ** (cfg.scale_std * w)
     theta = math.atan2(float(lab[4]), float(lab[3]) + 1.0)
+    # the label stores w_a cos r, w_a sin r: w_a >= 0 and r in (-pi, pi] (atan2(0, 0) = 0)
     wa = math.hypot(float(lab[5]), float(lab[6]))
-    r = math.atan2(float(lab[6]), float(lab[5])) if wa > 0 else 0.0
-    # label stores w_a cos r, w_a sin r; recover a signed w_a consistent with r in (-pi, pi]
+    r = math.atan2(float(lab[6]), float(lab[5]))
     tx, ty = float(lab[7]) * cfg.translate_frac_std * size, float(lab[8]) * cfg.translate_frac_std * size
 
     def rot(a):

@@ -59,8 +59,9 @@ class _Shard:
 
 
 class BalancedSampler:
-    def __init__(self, shards: list[str | Path], K: float = 11, repeats: int = 140, noise_fraction: float = 0.1,
-                 seed: int = 0, window: int = 16384):
+    def __init__(self, shards: list[str | Path], K: float, repeats: int, noise_fraction: float, seed: int, window: int):
+        """K, repeats, noise_fraction: ``dataset.resample`` in params.yaml (no defaults here, so that
+        nothing departs silently from the params); window: examples read per gather."""
         if not shards:
             raise ValueError("the sampler needs at least one shard")
         self.paths = [Path(p) for p in shards]
