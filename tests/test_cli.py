@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
+from recon_restore import methods
 from recon_restore.cli import main
+from recon_restore.restorers.classical import DENOISERS
 from recon_restore.dataset.shards import read_shard, verify_shard
 
 
@@ -38,15 +40,16 @@ def pipeline(tmp_path, tiny_params):
     for m in ("edm", "bfdncnn"):
         assert run("restorers", "train", *P, "--method", m, "--manifest", o / "manifest.json", "--out", o / f"{m}.pt", "--history", o / f"{m}.csv") == 0
     assert run("evaluate", "collect", *P, "--target", o / "target.pt", "--runs", o / "runs-0.h5", o / "runs-1.h5", "--out", o / "plain.h5") == 0
-    assert run("evaluate", "restore", *P, "--restorer", "tv", "--plain", o / "plain.h5", "--out", o / "tv.h5") == 0
+    for r in DENOISERS:  # the classical restorers, blind
+        assert run("evaluate", "restore", *P, "--restorer", r, "--plain", o / "plain.h5", "--out", o / f"r-{r}.h5") == 0
     for m in ("edm", "bfdncnn"):
         assert run("evaluate", "restore", *P, "--restorer", m, "--plain", o / "plain.h5", "--checkpoint", o / f"{m}.pt", "--out", o / f"r-{m}.h5") == 0
     assert run("evaluate", "galleries", *P, "--target", o / "target.pt", "--heldout", o / "held.h5", "--pool", o / "pool.h5", "--out", o / "galleries.h5") == 0
-    files = {"plain": None, "tv": o / "tv.h5", "bfdncnn": o / "r-bfdncnn.h5", "edm_single": o / "r-edm.h5", "edm_averaged": o / "r-edm.h5"}
+    files = {m: None if methods.restorer_of(m) is None else o / f"r-{methods.restorer_of(m)}.h5" for m in methods.NAMES}
     for m, f in files.items():
         extra = [] if f is None else ["--restored", f]
         assert run("evaluate", "match", *P, "--method", m, "--target", o / "target.pt", "--plain", o / "plain.h5", "--galleries", o / "galleries.h5", *extra, "--out", o / "match" / f"{m}.h5") == 0
-    assert run("report", "build", *P, "--target", o / "target.pt", "--plain", o / "plain.h5", "--restored", o / "tv.h5", o / "r-bfdncnn.h5", o / "r-edm.h5",
+    assert run("report", "build", *P, "--target", o / "target.pt", "--plain", o / "plain.h5", "--restored", *sorted({f for f in files.values() if f}),
                "--matches", *[o / "match" / f"{m}.h5" for m in files], "--coverage", o / "coverage.json", o / "coverage.csv",
                "--out-dir", o / "report") == 0
     return o
@@ -55,7 +58,7 @@ def pipeline(tmp_path, tiny_params):
 def test_pipeline_through_the_cli(pipeline):
     o = pipeline
     metrics = json.loads((o / "report" / "metrics.json").read_text())
-    assert set(metrics["methods"]) == {"plain", "tv", "bfdncnn", "edm_single", "edm_averaged"}
+    assert set(metrics["methods"]) == set(methods.NAMES)
     assert metrics["images"] == 8 and metrics["runs"]["runs_total"] == 3
     per_image = pd.read_csv(o / "report" / "tables" / "per_image.csv")
     assert len(per_image) == 8

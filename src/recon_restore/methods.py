@@ -1,4 +1,5 @@
-"""The one list of evaluated methods (paper section 5.1.1, methods 1 to 5).
+"""The one list of evaluated methods (paper section 5.1.1, methods 1 to 5, and the classical
+denoisers of paper 003).
 
 Each method is a set of images made from the plain reconstructions: ``plain`` itself, or
 the output of a restorer. Everything that enumerates methods (CLI choices, the
@@ -22,6 +23,10 @@ class Method:
 METHODS: tuple[Method, ...] = (
     Method("plain", "Plain (Haim et al.)", None),
     Method("tv", "TV denoising", "tv"),
+    Method("heat", "Heat equation", "heat"),
+    Method("perona_malik", "Perona-Malik", "perona_malik"),
+    Method("nlmeans", "Non-local means", "nlmeans"),
+    Method("wavelet", "Wavelet (BayesShrink)", "wavelet"),
     Method("bfdncnn", "BF-DnCNN", "bfdncnn", trained=True),
     Method("edm_single", "Ours single", "edm", trained=True),
     Method("edm_averaged", "Ours averaged", "edm", trained=True),

@@ -100,3 +100,10 @@ rule evaluate_match:
     shell:
         cli("evaluate match")
         + " --method {wildcards.method} --target {input.target} --plain {input.plain} --galleries {input.galleries} {params.restored} --out {output} > {log} 2>&1"
+
+
+rule evaluate_all:
+    input:
+        expand(f"{OUT}/evaluate/match/{{m}}.h5", m=METHOD_NAMES),
+    # every method of the methods list, matched (dvc.yaml's `evaluate` stage)
+    localrule: True

@@ -25,3 +25,10 @@ rule restorers_train:
     shell:
         cli("restorers train")
         + " --method {wildcards.method} --manifest {input} --out {output.checkpoint} --history {output.history} > {log} 2>&1"
+
+
+rule restorers_all:
+    input:
+        expand(f"{OUT}/restorers/{{m}}.pt", m=TRAINED),
+    # every trained restorer of the methods list (dvc.yaml's `restorers` stage)
+    localrule: True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import logging
 
 import h5py
@@ -76,16 +78,19 @@ def collect_cmd(args) -> None:
 def restore_cmd(args) -> None:
     from ..precision import dtype_of
     from ..restorers import checkpoint
-    from ..restorers.classical import tv_denoise
+    from ..restorers.classical import DENOISERS, restore_classical
     from ..restorers.restore import restore_bfdncnn, restore_edm
 
     prm = setup(args)
     dev = get_device(args, prm)
     ev = prm.section("evaluate")
     plain, _ = read_plain(args.plain)
-    outs = {}
-    if args.restorer == "tv":
-        outs["tv"] = tv_denoise(plain, prm.section("restorers", "tv")["weight"])
+    outs, extra = {}, {}
+    if args.restorer in DENOISERS:
+        outs[args.restorer], chosen = restore_classical(plain, args.restorer, prm.section("restorers", args.restorer),
+                                                        derive_seed(prm.seed, "calibrate", args.restorer))
+        extra["chosen"] = json.dumps(chosen)
+        log.info("%s: blind choice %s", args.restorer, chosen["kwargs"])
     else:
         if not args.checkpoint:
             raise UserError(f"evaluate restore --restorer {args.restorer} needs --checkpoint")
@@ -103,7 +108,7 @@ def restore_cmd(args) -> None:
         with h5py.File(tmp, "w") as f:
             for k, v in outs.items():
                 f.create_dataset(k, data=v.float().numpy(), compression="gzip" if v.ndim > 1 else None)
-            set_attrs(f, provenance(prm.cfg, prm.seed, preset=prm.preset, restorer=args.restorer))
+            set_attrs(f, provenance(prm.cfg, prm.seed, preset=prm.preset, restorer=args.restorer, **extra))
 
 
 def galleries_cmd(args) -> None:

@@ -1,16 +1,139 @@
-"""Classical baseline: total-variation denoising (Chambolle), per channel, via scikit-image
-(Rudin, Osher and Fatemi 1992, through scikit-image)."""
+"""Classical denoisers as restorers, with blind parameters (the baselines of paper 003 in
+``../shared/papers``; TV is the paper's own classical baseline, section 5.1.1).
+
+* ``tv``: total variation (Rudin, Osher and Fatemi 1992; Chambolle's algorithm, scikit-image).
+* ``heat``: the heat equation run for time t, i.e. Gaussian smoothing with sigma = sqrt(2 t).
+* ``perona_malik``: anisotropic diffusion (Perona and Malik 1990), conductance
+  exp(-(|grad I| / kappa)^2) from the colour-summed squared differences (one conductance for
+  the three channels), explicit 4-neighbour scheme, zero flux at the border.
+* ``nlmeans``: non-local means (Buades et al. 2005; scikit-image's fast mode).
+* ``wavelet``: wavelet shrinkage with BayesShrink thresholds (Chang et al. 2000; scikit-image).
+
+Parameters are chosen blind: nothing here ever sees a clean image. BayesShrink estimates
+the noise itself; kappa (Perona-Malik) and h (NL-means) are multiples of each image's noise
+estimate (Donoho's wavelet MAD, ``skimage.restoration.estimate_sigma``); the multiple, TV's
+weight and the heat equation's sigma are chosen from a grid by J-invariant calibration
+(Batson and Royer 2019, Noise2Self): the self-supervised loss of the J-invariant version of
+the denoiser, summed over a seeded subset of the reconstructions themselves. A single
+number in params fixes the parameter instead of calibrating it.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 
 
-def tv_denoise(images: torch.Tensor, weight: float = 0.1) -> torch.Tensor:
-    """images: (N, 3, H, W) in [0, 1]; returns the TV-denoised images."""
+def tv(img: np.ndarray, *, weight: float, noise: float, channel_axis: int = -1) -> np.ndarray:
     from skimage.restoration import denoise_tv_chambolle
 
+    return denoise_tv_chambolle(img, weight=weight, channel_axis=channel_axis)
+
+
+def heat(img: np.ndarray, *, sigma: float, noise: float, channel_axis: int = -1) -> np.ndarray:
+    from skimage.filters import gaussian
+
+    return gaussian(img, sigma=sigma, mode="reflect", channel_axis=channel_axis, preserve_range=True)
+
+
+def perona_malik(img: np.ndarray, *, kappa: float, noise: float, iterations: int = 10, dt: float = 0.2,
+                 channel_axis: int = -1) -> np.ndarray:
+    """kappa in units of the image's noise estimate; dt <= 0.25 keeps the scheme stable."""
+    k = kappa * max(noise, 1e-3)
+    u = np.asarray(img, dtype=np.float64).copy()
+    for _ in range(iterations):
+        p = np.pad(u, ((1, 1), (1, 1), (0, 0)), mode="edge")  # zero flux across the border
+        c = p[1:-1, 1:-1]
+        flux = 0.0
+        for d in (p[:-2, 1:-1] - c, p[2:, 1:-1] - c, p[1:-1, :-2] - c, p[1:-1, 2:] - c):
+            # one conductance for all channels, from the colour-summed squared difference
+            flux = flux + np.exp(-(d**2).sum(-1, keepdims=True) / k**2) * d
+        u = u + dt * flux
+    return u
+
+
+def nlmeans(img: np.ndarray, *, h: float, noise: float, patch_size: int = 3, patch_distance: int = 4,
+            channel_axis: int = -1) -> np.ndarray:
+    """h in units of the image's noise estimate (scikit-image suggests about 0.8 in fast mode)."""
+    from skimage.restoration import denoise_nl_means
+
+    s = max(noise, 1e-3)
+    return denoise_nl_means(img, h=h * s, sigma=s, patch_size=patch_size, patch_distance=patch_distance,
+                            fast_mode=True, channel_axis=channel_axis)
+
+
+def wavelet(img: np.ndarray, *, noise: float, wavelet: str = "db1", mode: str = "soft", channel_axis: int = -1) -> np.ndarray:
+    from skimage.restoration import denoise_wavelet
+
+    return denoise_wavelet(img, wavelet=wavelet, mode=mode, method="BayesShrink", rescale_sigma=True,
+                           channel_axis=channel_axis)
+
+
+@dataclass(frozen=True)
+class Denoiser:
+    fn: Callable[..., np.ndarray]
+    param: str | None  # the parameter chosen blind (None: the method estimates its own)
+
+
+DENOISERS: dict[str, Denoiser] = {
+    "tv": Denoiser(tv, "weight"),
+    "heat": Denoiser(heat, "sigma"),
+    "perona_malik": Denoiser(perona_malik, "kappa"),
+    "nlmeans": Denoiser(nlmeans, "h"),
+    "wavelet": Denoiser(wavelet, None),
+}
+SETTINGS = ("calibrate_images", "stride")  # params keys of the calibration, not of the denoiser
+
+
+def noise_estimate(img: np.ndarray) -> float:
+    """Gaussian noise sigma of one (H, W, C) image, averaged over channels (wavelet MAD)."""
+    from skimage.restoration import estimate_sigma
+
+    return float(estimate_sigma(img, average_sigmas=True, channel_axis=-1))
+
+
+def invariant_loss(images: np.ndarray, noise: np.ndarray, name: str, kwargs: dict, stride: int) -> float:
+    """Mean self-supervised loss ||J-invariant denoise(x) - x||^2 over (n, H, W, C) images."""
+    from skimage.restoration import denoise_invariant
+
+    fn = DENOISERS[name].fn
+    return float(np.mean([
+        np.mean((denoise_invariant(x, fn, stride=stride, denoiser_kwargs=dict(kwargs, noise=float(s), channel_axis=-1)) - x) ** 2)
+        for x, s in zip(images, noise)
+    ]))
+
+
+def choose(images: np.ndarray, noise: np.ndarray, name: str, cfg: dict, seed: int) -> dict:
+    """The denoiser's keyword arguments, chosen from the noisy images alone, and how.
+
+    cfg: the params section (the blind parameter as a number or a grid; fixed settings;
+    ``calibrate_images``, ``stride``). Returns {"kwargs": ..., "losses": {value: loss}}.
+    """
+    d = DENOISERS[name]
+    fixed = {k: v for k, v in cfg.items() if k not in SETTINGS and k != d.param}
+    if d.param is None or not isinstance(cfg[d.param], list):
+        return {"kwargs": dict(fixed, **({d.param: cfg[d.param]} if d.param else {})), "losses": {}}
+    rng = np.random.default_rng(seed)
+    sub = rng.choice(len(images), size=min(cfg["calibrate_images"], len(images)), replace=False)
+    losses = {float(v): invariant_loss(images[sub], noise[sub], name, dict(fixed, **{d.param: v}), cfg["stride"])
+              for v in cfg[d.param]}
+    best = min(losses, key=losses.get)
+    return {"kwargs": dict(fixed, **{d.param: best}), "losses": losses}
+
+
+def restore_classical(images: torch.Tensor, name: str, cfg: dict, seed: int) -> tuple[torch.Tensor, dict]:
+    """images: (N, 3, H, W) in [0, 1], the plain reconstructions (no clean image anywhere).
+    Returns the denoised images and the record of the blind choice (for the file's metadata)."""
+    if name not in DENOISERS:
+        raise ValueError(f"unknown classical restorer {name!r}; expected one of {sorted(DENOISERS)}")
     arr = images.detach().cpu().double().numpy().transpose(0, 2, 3, 1)
-    out = np.stack([denoise_tv_chambolle(a, weight=weight, channel_axis=-1) for a in arr])
-    return torch.from_numpy(out.transpose(0, 3, 1, 2)).to(images.dtype).clamp(0, 1)
+    noise = np.array([noise_estimate(x) for x in arr])
+    chosen = choose(arr, noise, name, cfg, seed)
+    fn = DENOISERS[name].fn
+    out = np.stack([fn(x, noise=float(s), channel_axis=-1, **chosen["kwargs"]) for x, s in zip(arr, noise)])
+    chosen["noise_median"] = float(np.median(noise))
+    return torch.from_numpy(out.transpose(0, 3, 1, 2)).to(images.dtype).clamp(0, 1), chosen
+
