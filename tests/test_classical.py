@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from recon_restore import methods
 from recon_restore.config import load_params
 from recon_restore.restorers import classical
 from recon_restore.restorers.classical import DENOISERS, restore_classical
@@ -33,6 +34,9 @@ def noisy():
 
 @pytest.mark.parametrize("name", list(DENOISERS))
 def test_each_denoiser_lowers_the_error_of_a_noisy_image_blind(noisy, name):
+    why = methods.missing(name)
+    if why:
+        pytest.skip(f"{name}: {why}")
     clean, x = noisy
     cfg = load_params().section("restorers", name)
     out, chosen = restore_classical(x, name, cfg, seed=0)  # only the noisy images go in

@@ -12,6 +12,7 @@ import torch
 
 from recon_restore import methods
 from recon_restore.cli import main
+from recon_restore.config import load_params
 from recon_restore.restorers.classical import DENOISERS
 from recon_restore.dataset.shards import read_shard, verify_shard
 
@@ -58,7 +59,14 @@ def pipeline(tmp_path, tiny_params):
 def test_pipeline_through_the_cli(pipeline):
     o = pipeline
     metrics = json.loads((o / "report" / "metrics.json").read_text())
-    assert set(metrics["methods"]) == set(methods.NAMES)
+    absent = {m: methods.missing(methods.restorer_of(m)) for m in methods.NAMES if methods.restorer_of(m)}
+    absent = {m: why for m, why in absent.items() if why}
+    assert set(metrics["methods"]) == set(methods.NAMES) - set(absent) and metrics["skipped"] == absent
+    summary_md = (o / "report" / "tables" / "summary.md").read_text()
+    assert all(f"Not evaluated: {methods.label(m)}: {why}." in summary_md for m, why in absent.items())
+    with h5py.File(o / "r-tv.h5") as f:  # the blind choice is recorded with the restorations
+        chosen = json.loads(f.attrs["chosen"])
+        assert chosen["kwargs"]["weight"] in load_params().section("restorers", "tv")["weight"]
     assert metrics["images"] == 8 and metrics["runs"]["runs_total"] == 3
     per_image = pd.read_csv(o / "report" / "tables" / "per_image.csv")
     assert len(per_image) == 8

@@ -18,6 +18,7 @@ class Method:
     label: str  # how tables and figures name it
     restorer: str | None  # restorer that makes it (None: the plain reconstructions)
     trained: bool = False  # the restorer is trained by the restorers stage (has a checkpoint)
+    requires: str | None = None  # an optional package; without it the method is skipped with a note
 
 
 METHODS: tuple[Method, ...] = (
@@ -27,6 +28,7 @@ METHODS: tuple[Method, ...] = (
     Method("perona_malik", "Perona-Malik", "perona_malik"),
     Method("nlmeans", "Non-local means", "nlmeans"),
     Method("wavelet", "Wavelet (BayesShrink)", "wavelet"),
+    Method("bm3d", "BM3D", "bm3d", requires="bm3d"),
     Method("bfdncnn", "BF-DnCNN", "bfdncnn", trained=True),
     Method("edm_single", "Ours single", "edm", trained=True),
     Method("edm_averaged", "Ours averaged", "edm", trained=True),
@@ -47,6 +49,16 @@ def restorer_of(name: str) -> str | None:
 
 def methods_of(restorer: str) -> list[str]:
     return [m.name for m in METHODS if m.restorer == restorer]
+
+
+def missing(restorer: str) -> str | None:
+    """Why ``restorer`` cannot run here (its optional package is absent), or None."""
+    import importlib.util
+
+    for m in METHODS:
+        if m.restorer == restorer and m.requires and importlib.util.find_spec(m.requires) is None:
+            return f"the optional package {m.requires!r} is not installed (pip install '.[{m.requires}]')"
+    return None
 
 
 def order(names) -> list[str]:

@@ -14,7 +14,7 @@ from ..attack.target_file import load_target
 from ..cli_args import common
 from ..errors import UserError
 from ..io import atomic_path, open_h5, provenance, set_attrs
-from ..methods import NAMES, RESTORERS
+from ..methods import NAMES, RESTORERS, missing
 from ..runtime import device as get_device
 from ..runtime import setup
 from ..seeding import derive_seed
@@ -86,7 +86,11 @@ def restore_cmd(args) -> None:
     ev = prm.section("evaluate")
     plain, _ = read_plain(args.plain)
     outs, extra = {}, {}
-    if args.restorer in DENOISERS:
+    skipped = missing(args.restorer)
+    if skipped:  # an optional method: an empty file that says why, carried through to the report
+        extra["skipped"] = skipped
+        log.warning("%s: skipped, %s", args.restorer, skipped)
+    elif args.restorer in DENOISERS:
         outs[args.restorer], chosen = restore_classical(plain, args.restorer, prm.section("restorers", args.restorer),
                                                         derive_seed(prm.seed, "calibrate", args.restorer))
         extra["chosen"] = json.dumps(chosen)
@@ -126,13 +130,16 @@ def galleries_cmd(args) -> None:
     log.info("null galleries: %d of %d images (%s)", len(gal), gal.images.shape[1], "disjoint" if gal.disjoint else "overlapping")
 
 
-def read_method(args, plain: torch.Tensor) -> torch.Tensor:
-    """The images of ``args.method``: the plain reconstructions or one dataset of a restored file."""
+def read_method(args, plain: torch.Tensor) -> torch.Tensor | str:
+    """The images of ``args.method``: the plain reconstructions or one dataset of a restored file
+    (or, for a skipped optional method, the reason it was skipped)."""
     if args.method == "plain":
         return plain
     if not args.restored:
         raise UserError(f"evaluate match --method {args.method} needs --restored")
     with open_h5(args.restored, "restored reconstructions") as f:
+        if "skipped" in f.attrs:
+            return str(f.attrs["skipped"])
         if args.method not in f:
             raise UserError(f"{args.restored}: holds no dataset '{args.method}' (has {sorted(f.keys())})")
         cands = torch.from_numpy(f[args.method][()])
@@ -144,7 +151,7 @@ def read_method(args, plain: torch.Tensor) -> torch.Tensor:
 def match_cmd(args) -> None:
     from .galleries import read_galleries
     from .match import assign, pair_scores
-    from .match_file import MatchData, write_match
+    from .match_file import MatchData, write_match, write_skipped
 
     prm = setup(args)
     ev = prm.section("evaluate")
@@ -154,6 +161,10 @@ def match_cmd(args) -> None:
     targets = tgt["images"].double() / 255
     plain, run = read_plain(args.plain)
     cands = read_method(args, plain)
+    if isinstance(cands, str):
+        write_skipped(args.out, args.method, cands, provenance(prm.cfg, prm.seed, preset=prm.preset), args.overwrite)
+        log.warning("%s: skipped, %s", args.method, cands)
+        return
     gal = read_galleries(args.galleries)
     if gal.images.shape[1] != len(targets):
         raise UserError(f"{args.galleries}: galleries of {gal.images.shape[1]} images, but the target network has {len(targets)}")

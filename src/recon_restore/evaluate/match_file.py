@@ -97,6 +97,21 @@ def write_match(path, d: MatchData, attrs: dict, overwrite: bool = False) -> Non
             set_attrs(f, dict(attrs, kind="recon-restore/match", method=d.method, assignment=d.assignment, galleries=d.galleries))
 
 
+def write_skipped(path, method: str, reason: str, attrs: dict, overwrite: bool = False) -> None:
+    """A match file for an optional method that could not run here: no arrays, the reason."""
+    with atomic_path(path, overwrite) as tmp:
+        with h5py.File(tmp, "w") as f:
+            set_attrs(f, dict(attrs, kind="recon-restore/match", method=method, skipped=reason))
+
+
+def read_skipped(path) -> tuple[str, str] | None:
+    """(method, reason) when ``path`` is the match file of a skipped method, else None."""
+    with open_h5(path, "match file") as f:
+        if "skipped" in f.attrs:
+            return str(f.attrs["method"]), str(f.attrs["skipped"])
+    return None
+
+
 def read_match(path) -> MatchData:
     with open_h5(path, "match file") as f:
         require_datasets(f, DATASETS)

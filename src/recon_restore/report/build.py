@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,7 @@ class ReportInputs:
     runs: dict  # runs_total, runs_ok, runs_aborted, runs_failed
     abort_criterion: str
     coverage: tuple[str, str] | None = None
+    skipped: dict[str, str] = field(default_factory=dict)  # optional methods that could not run: why
 
 
 def _write_text(path: Path, text: str, overwrite: bool) -> None:
@@ -95,7 +96,7 @@ def build(inp: ReportInputs, cfg: dict, seed: int, preset: str, out: Path, overw
         summ.loc[summ.method == m, "spread_auroc"] = h["auroc"]
     _write_csv(out / "tables" / "per_image.csv", per_img, overwrite)
     _write_csv(out / "tables" / "summary.csv", summ, overwrite)
-    _write_text(out / "tables" / "summary.md", tables.to_markdown(summ, thr, variant, rule, k), overwrite)
+    _write_text(out / "tables" / "summary.md", tables.to_markdown(summ, thr, variant, rule, k, inp.skipped), overwrite)
     _write_text(out / "tables" / "summary.tex", tables.to_latex(summ, thr, variant, rule, k), overwrite)
     names = list(matches)
     cs, ch = tables.sorted_curves(per_img, names, "ssim"), tables.sorted_curves(per_img, names, "haarpsi")
@@ -110,6 +111,7 @@ def build(inp: ReportInputs, cfg: dict, seed: int, preset: str, out: Path, overw
                                       else round(float(v), 6))
                                   for c, v in r.items() if c not in ("method", "name") and pd.notna(v)}
                     for r in summ.to_dict("records")},
+        "skipped": inp.skipped,
         "provenance": provenance(cfg, seed, preset=preset),
     }
     figdir = out / "figures"

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..attack.target_file import load_target
 from ..cli_args import common
 from ..errors import UserError
-from ..evaluate.match_file import read_match
+from ..evaluate.match_file import read_match, read_skipped
 from ..evaluate.plain import read_plain_summary
 from ..io import open_h5
 from ..methods import order
@@ -43,8 +43,12 @@ def build_cmd(args) -> None:
     from .build import ReportInputs, build
 
     prm = setup(args)
-    matches = {}
+    matches, skipped = {}, {}
     for p in args.matches:
+        s = read_skipped(p)
+        if s:
+            skipped[s[0]] = s[1]
+            continue
         d = read_match(p)
         matches[d.method] = d
     if "plain" not in matches:
@@ -53,5 +57,6 @@ def build_cmd(args) -> None:
     restored, spread = _read_restored(args.restored, plain)
     tgt = load_target(args.target)
     inp = ReportInputs({m: matches[m] for m in order(matches)}, restored, spread, tgt["images"].numpy(), tgt["ids"].numpy(),
-                       tgt["labels"].numpy(), runs, criterion, tuple(args.coverage) if args.coverage else None)
+                       tgt["labels"].numpy(), runs, criterion, tuple(args.coverage) if args.coverage else None,
+                       {m: skipped[m] for m in order(skipped)})
     build(inp, prm.cfg, prm.seed, prm.preset, Path(args.out_dir), args.overwrite)

@@ -52,7 +52,8 @@ def _null_cell(r) -> tuple[str, str]:
     return f"{r['null_mean']:.1f} ({r['null_min']:.0f}-{r['null_max']:.0f})", f"{r['excess']:+.1f}"
 
 
-def to_markdown(df: pd.DataFrame, threshold: float, variant: str, assignment: str, galleries: int) -> str:
+def to_markdown(df: pd.DataFrame, threshold: float, variant: str, assignment: str, galleries: int,
+                skipped: dict[str, str] | None = None) -> str:
     head = (f"| Method | Good (SSIM > {threshold}) | 95% interval | Null: mean (range) | Excess | Good, max over all | "
             "Matched | Mean SSIM | Mean HaarPSI | Mean PSNR |")
     lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -65,6 +66,7 @@ def to_markdown(df: pd.DataFrame, threshold: float, variant: str, assignment: st
               f"unmatched images are never good. Null: the same protocol against {galleries} galleries of unseen images of "
               "the same distribution (chance level); excess = good - mean null. Interval: 95% bootstrap over runs. "
               "'Max over all' is the looser rule without assignment, for comparison. Means are over matched images."]
+    lines += [f"\nNot evaluated: {display(m)}: {why}." for m, why in (skipped or {}).items()]
     return "\n".join(lines) + "\n"
 
 
