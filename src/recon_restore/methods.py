@@ -19,6 +19,7 @@ class Method:
     restorer: str | None  # restorer that makes it (None: the plain reconstructions)
     trained: bool = False  # the restorer is trained by the restorers stage (has a checkpoint)
     requires: str | None = None  # an optional package; without it the method is skipped with a note
+    weights: bool = False  # needs a local weights file (params restorers.<restorer>.weights; null: skipped)
 
 
 METHODS: tuple[Method, ...] = (
@@ -29,6 +30,9 @@ METHODS: tuple[Method, ...] = (
     Method("nlmeans", "Non-local means", "nlmeans"),
     Method("wavelet", "Wavelet (BayesShrink)", "wavelet"),
     Method("bm3d", "BM3D", "bm3d", requires="bm3d"),
+    Method("restormer_real", "Restormer (real denoising)", "restormer_real", weights=True),
+    Method("restormer_gaussian_blind", "Restormer (Gaussian, blind)", "restormer_gaussian_blind", weights=True),
+    Method("restormer_deraining", "Restormer (deraining)", "restormer_deraining", weights=True),
     Method("bfdncnn", "BF-DnCNN", "bfdncnn", trained=True),
     Method("edm_single", "Ours single", "edm", trained=True),
     Method("edm_averaged", "Ours averaged", "edm", trained=True),
@@ -51,14 +55,25 @@ def methods_of(restorer: str) -> list[str]:
     return [m.name for m in METHODS if m.restorer == restorer]
 
 
-def missing(restorer: str) -> str | None:
-    """Why ``restorer`` cannot run here (its optional package is absent), or None."""
+def missing(restorer: str, section: dict | None = None) -> str | None:
+    """Why ``restorer`` cannot run here (its optional package is absent, or its weights file is
+    not named in its params ``section``), or None."""
     import importlib.util
 
     for m in METHODS:
-        if m.restorer == restorer and m.requires and importlib.util.find_spec(m.requires) is None:
+        if m.restorer != restorer:
+            continue
+        if m.requires and importlib.util.find_spec(m.requires) is None:
             return f"the optional package {m.requires!r} is not installed (pip install '.[{m.requires}]')"
+        if m.weights and not (section or {}).get("weights"):
+            return (f"no weights file (params restorers.{restorer}.weights: the official checkpoint, which "
+                    "cannot be redistributed)")
     return None
+
+
+def weights_file(restorer: str, section: dict) -> str | None:
+    """The local weights file a restorer reads, if it needs one and params name it."""
+    return section.get("weights") if any(m.restorer == restorer and m.weights for m in METHODS) else None
 
 
 def order(names) -> list[str]:

@@ -4,7 +4,12 @@ import sys
 
 from recon_restore.config import Params, validate_params
 from recon_restore.errors import UserError
-from recon_restore.methods import NAMES as METHOD_NAMES, RESTORERS, TRAINED
+from recon_restore.methods import (
+    NAMES as METHOD_NAMES,
+    RESTORERS,
+    TRAINED,
+    weights_file,
+)
 from recon_restore.fingerprint import command_hash
 from recon_restore.workflow import Plan
 
@@ -67,6 +72,11 @@ def restore_checkpoint(wildcards):
         if wildcards.restorer in TRAINED
         else []
     )
+
+
+def restore_weights(wildcards):
+    w = weights_file(wildcards.restorer, section("restorers", wildcards.restorer))
+    return [w] if w else []
 
 
 def match_restored(wildcards):

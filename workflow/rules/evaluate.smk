@@ -27,6 +27,7 @@ rule evaluate_restore:
     input:
         plain=f"{OUT}/evaluate/plain.h5",
         checkpoint=restore_checkpoint,
+        weights=restore_weights,
     output:
         f"{OUT}/evaluate/restored/{{restorer}}.h5",
     log:
@@ -35,7 +36,7 @@ rule evaluate_restore:
         restorer="|".join(RESTORERS),
     conda:
         CONDA_ENV
-    threads: lambda w: 2 if w.restorer == "edm" else 1
+    threads: lambda w: 2 if w.restorer == "edm" or w.restorer.startswith("restormer") else 1
     resources:
         runtime=720,
         mem_mb=16000,

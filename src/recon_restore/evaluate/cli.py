@@ -86,12 +86,18 @@ def restore_cmd(args) -> None:
     ev = prm.section("evaluate")
     plain, _ = read_plain(args.plain)
     outs, extra = {}, {}
-    skipped = missing(args.restorer)
+    rcfg = prm.section("restorers", args.restorer)
+    skipped = missing(args.restorer, rcfg)
     if skipped:  # an optional method: an empty file that says why, carried through to the report
         extra["skipped"] = skipped
         log.warning("%s: skipped, %s", args.restorer, skipped)
+    elif args.restorer.startswith("restormer_"):
+        from ..restorers.restormer import load, restore_restormer
+
+        model = load(args.restorer.removeprefix("restormer_"), rcfg["weights"])
+        outs[args.restorer] = restore_restormer(model, plain, ev["restore_batch"], dev)
     elif args.restorer in DENOISERS:
-        outs[args.restorer], chosen = restore_classical(plain, args.restorer, prm.section("restorers", args.restorer),
+        outs[args.restorer], chosen = restore_classical(plain, args.restorer, rcfg,
                                                         derive_seed(prm.seed, "calibrate", args.restorer))
         extra["chosen"] = json.dumps(chosen)
         log.info("%s: blind choice %s", args.restorer, chosen["kwargs"])
