@@ -6,7 +6,7 @@ import torch
 
 from conftest import CIFAR_SUBSET, requires_cifar_subset
 from recon_restore.attack import Hparams, ReconConfig, TargetMLP, init_weights, reconstruct, reconstruction_loss, train_target
-from recon_restore.attack.model import Weights, surrogate_relu
+from recon_restore.attack.model import Weights, phi, surrogate_relu
 from recon_restore.attack.objective import autograd_objective, candidate_labels, closed_form
 from recon_restore.attack import optim
 from recon_restore.attack.optim import BatchedAdadelta, BatchedSGD
@@ -288,3 +288,38 @@ def test_real_cifar_full_width_dataset_setting_reconstructs(subset_checksums):
     good = int((best_matches(cand.float(), x).target_best > 0.4).sum())
     print(f"real CIFAR-10, 20 images, width 1000: {good} good reconstructions")
     assert good >= 3
+
+
+def test_candidate_labels_are_minus_then_plus_and_need_an_even_count():
+    assert candidate_labels(4).tolist() == [-1.0, -1.0, 1.0, 1.0] and candidate_labels(4, D64).dtype == D64
+    with pytest.raises(ValueError, match="must be even .* got 5"):
+        candidate_labels(5)
+
+
+def test_training_shares_one_training_set_across_runs_and_reports_each_runs_loss():
+    from recon_restore.attack.train import loss_and_grads
+
+    g = torch.Generator().manual_seed(3)
+    w = init_weights(2, 12, [8, 8], init_std=0.3, generator=g, dtype=D64)
+    x = torch.randn(1, 6, 12, generator=g, dtype=D64)
+    y = torch.tensor([[-1.0] * 3 + [1.0] * 3], dtype=D64)
+    shared = train_target(w, x, y, "gd", 0.05, 20)  # one training set for both runs
+    explicit = train_target(w, x.expand(2, -1, -1).clone(), y.expand(2, -1).clone(), "gd", 0.05, 20)
+    assert torch.equal(shared.weights.W1, explicit.weights.W1) and torch.equal(shared.loss, explicit.loss)
+    grads = Weights(*(torch.empty_like(t) for t in (w.W1, w.W2, w.w3)))
+    xx, yy = x.expand(2, -1, -1), y.expand(2, -1)
+    loss = loss_and_grads(w, xx, yy, grads)  # per run, not pooled
+    assert loss.shape == (2,) and torch.allclose(loss, torch.nn.functional.softplus(-yy * phi(w, xx)).mean(1), rtol=1e-12)
+    with pytest.raises(ValueError, match="unknown target optimizer 'adam'; expected 'adadelta' or 'gd'"):
+        train_target(w, x, y, "adam", 1.0, 1)
+
+
+def test_closed_form_equals_autograd_near_a_stationary_point():
+    """Stationarity parts below 1 (a nearly converged run): the closed form must not clip them."""
+    w, x, lam, y, alpha, lmin = _setup()
+    w = Weights(*(None if t is None else t * 0.01 for t in (w.W1, w.W2, w.w3, w.b1)))
+    lam = lam * 0.01
+    a = closed_form(w, x, lam, y, alpha, lmin)
+    b = autograd_objective(w, x, lam, y, alpha, lmin)
+    assert (b.stationarity < 1e-2).all()
+    assert torch.allclose(a.stationarity, b.stationarity, rtol=1e-9, atol=0)

@@ -348,20 +348,22 @@ def test_sampler_keep_probability_counts_every_shard(two_shards):
 
 def test_sampler_stream_is_the_repeats_in_order_across_windows_batches_and_restarts(two_shards):
     paths, (a, b) = two_shards
-    s = _sampler(paths)
-    assert np.array_equal(s.repeat_examples(2), s.repeat_examples(0)) and not np.array_equal(s.repeat_examples(0), s.repeat_examples(1))
-    expected = np.concatenate([s.repeat_examples(r) for r in range(4)])
+    s = _sampler(paths, K=100, repeats=3)  # every pair kept in every repeat: the boundaries are all exercised
+    assert np.array_equal(s.repeat_examples(4), s.repeat_examples(1)) and not np.array_equal(s.repeat_examples(0), s.repeat_examples(1))
+    expected = np.concatenate([s.repeat_examples(r) for r in range(5)])
     n0 = len(s.repeat_examples(0))
+    assert n0 == 17 + 6  # all pairs, and round(17 x 0.25 / 0.75) noise examples
     images = np.concatenate([a.targets["image"], b.targets["image"]])
     labels = np.concatenate([a.targets["aug_label"], b.targets["aug_label"]])
     rows = np.concatenate([a.pairs["target_row"], b.pairs["target_row"] + 5])
     run_of = {10: range(0, 2), 11: range(2, 5), 20: range(5, 8)}
-    for start in (0, 1, 5, n0 - 1, n0, n0 + 2):
+    for start in (0, 1, 5, n0 - 1, n0, n0 + 2, 2 * n0 + 1, 3 * n0):
         got = []
         for batch in s.batches(3, start=start):
             got += [(batch.recon[i], batch.target[i], batch.aug_label[i], bool(batch.noise[i])) for i in range(3)]
             if len(got) >= len(expected) - start - 3:
                 break
+        assert len(got) >= len(expected) - start - 3
         for k, (recon, target, label, noise) in enumerate(got):
             e = int(expected[start + k])
             t = torch.from_numpy(images).float() / 255

@@ -115,3 +115,20 @@ def test_auroc_is_the_pairwise_win_rate_with_ties_counted_half():
     assert auroc(np.array([1.0, 2.0]), np.array([True, False])) == 0.0
     assert np.isnan(auroc(score, np.ones(40, bool))) and np.isnan(auroc(score, np.zeros(40, bool)))
     assert not np.isnan(auroc(np.array([1.0, 2.0, 0.5]), np.array([True, False, False])))
+
+
+def test_ssim_matrix_is_the_pairwise_ssim_exactly_even_on_flat_images_and_names_bad_input():
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(3, 3, 32, 32, generator=g, dtype=torch.float64)
+    b = torch.rand(2, 3, 32, 32, generator=g, dtype=torch.float64)
+    a[0], b[1] = 0.25, 0.75  # flat images: the denominator is only the constants (Haim's eps matters)
+    for variant in ("haim", "wang"):
+        m = ssim_matrix(a, b, variant)
+        ref = torch.stack([ssim(a[i : i + 1].expand(2, -1, -1, -1), b, variant) for i in range(3)])
+        assert torch.allclose(m, ref, rtol=1e-12, atol=1e-14), variant
+    with pytest.raises(ValueError, match=r"^a: expected a \(N, C, H, W\) tensor, got shape \(3, 32, 32\)"):
+        ssim_matrix(a[0], b)
+    with pytest.raises(ValueError, match=r"^b: expected a \(N, C, H, W\) tensor, got shape \(3, 32, 32\)"):
+        ssim_matrix(a, b[0])
+    with pytest.raises(ValueError, match=r"image shapes differ: \(3, 32, 32\) vs \(3, 16, 16\)"):
+        ssim_matrix(a, b[:, :, :16, :16])

@@ -80,7 +80,7 @@ def _per_run(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 class BatchedSGD:
     """p -= lr * buf, buf = momentum * buf + g (buf = g at the first step); momentum 0: plain GD."""
 
-    def __init__(self, lr: torch.Tensor, momentum: float = 0.9):
+    def __init__(self, lr: torch.Tensor, momentum: float):
         self.lr, self.momentum, self.buf = lr, momentum, None
 
     def step(self, p: torch.Tensor, g: torch.Tensor) -> None:

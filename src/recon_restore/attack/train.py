@@ -85,9 +85,9 @@ def train_target(
     w: Weights,
     x: torch.Tensor,
     y: torch.Tensor,
-    optimizer: str = "adadelta",
-    lr: float = 1.0,
-    epochs: int = 50_000,
+    optimizer: str,
+    lr: float,
+    epochs: int,
     progress: bool = False,
     desc: str = "train target",
 ) -> TrainResult:
