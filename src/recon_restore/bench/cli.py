@@ -35,7 +35,7 @@ def register(sub) -> None:
     p.add_argument("--dir", default=None, help="where to write the shards (default: a temporary folder, removed after)")
     p.add_argument("--json", default=None)
     p.set_defaults(func=dataset_cmd)
-    p = g.add_parser("restorers", help="training and restoration images/s: full DDPM++ (EDM) and BF-DnCNN")
+    p = g.add_parser("restorers", help="training and restoration images/s: full DDPM++ (EDM), BF-DnCNN, Restormer")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--precision", default="fp32", choices=["fp64", "fp32", "tf32", "bf16"])
     p.add_argument("--train-batch", type=int_at_least(1), default=None, help="default: 128 on a GPU, 4 on a CPU")
@@ -103,6 +103,7 @@ def restorers_cmd(args) -> None:
     print(f"{'model':10} {'parameters':>12} {'train img/s':>12} {'restore img/s':>14}")
     print(f"{'DDPM++':10} {r['edm_parameters']:>12,} {r['edm_train_img_s']:>12.2f} {r['edm_restore_img_s']:>14.3f}   (restore = {r['edm_nfe']} NFE)")
     print(f"{'BF-DnCNN':10} {r['bfdncnn_parameters']:>12,} {r['bfdncnn_train_img_s']:>12.1f} {r['bfdncnn_restore_img_s']:>14.1f}")
+    print(f"{'Restormer':10} {r['restormer_parameters']:>12,} {'-':>12} {r['restormer_restore_img_s']:>14.1f}   (pretrained only)")
     print(f"DDPM++ training vs EDM's ~{EDM_V100_TRAIN_IMG_S:.0f} img/s per V100: {r['edm_train_vs_v100']:.3f}x")
     if args.json:
         from ..io import write_json

@@ -3,7 +3,8 @@
 For the full-size conditional DDPM++ (55,737,347 parameters, EDM preconditioning and loss)
 and BF-DnCNN (20 x 64): training images/s (forward, backward, Adam step on random pairs)
 and restoration images/s (EDM: one Heun sample with 18 steps = 35 network evaluations;
-BF-DnCNN: one forward pass). Medians of repeated timings after warm-up. EDM's published
+BF-DnCNN: one forward pass); Restormer (26.1 M parameters, random weights): restoration
+images/s, one forward pass. Medians of repeated timings after warm-up. EDM's published
 CIFAR-10 training rate is about 145 images/s per V100 (Karras et al. 2022, appendix F.2).
 """
 
@@ -64,4 +65,13 @@ def bench(dev: torch.device, dtype: torch.dtype, train_batch: int, sample_batch:
         t = median_time(lambda: bf(yb), dev, repeat, warmup)
     out["bfdncnn_restore_img_s"] = sample_batch / t
     out["edm_train_vs_v100"] = out["edm_train_img_s"] / EDM_V100_TRAIN_IMG_S
+    del bf, opt
+
+    from ..restorers.restormer import build
+
+    rs = build("real").to(device=dev, dtype=dtype, memory_format=cl).eval()  # random weights: speed only
+    out["restormer_parameters"] = sum(p.numel() for p in rs.parameters())
+    with torch.no_grad():
+        t = median_time(lambda: rs(yb), dev, repeat, warmup)
+    out["restormer_restore_img_s"] = sample_batch / t
     return out
