@@ -34,7 +34,7 @@ test-fast: install
 # Mutation testing of the core modules (mutmut, configured in pyproject.toml); slow, not in CI.
 mutation: install
 	$(VENV)/bin/pip install -q "mutmut==3.8.1"
-	cd $(CURDIR) && PATH=$(abspath $(VENV))/bin:$$PATH mutmut run --max-children 2; PATH=$(abspath $(VENV))/bin:$$PATH mutmut results
+	cd $(CURDIR) && OMP_NUM_THREADS=1 PATH=$(abspath $(VENV))/bin:$$PATH mutmut run --max-children 2; PATH=$(abspath $(VENV))/bin:$$PATH mutmut results
 
 slurm-dry-run: install
 	PATH=$(abspath $(VENV))/bin:$$PATH snakemake -n --profile workflow/profiles/slurm --config preset=paper

@@ -323,3 +323,8 @@ def test_closed_form_equals_autograd_near_a_stationary_point():
     b = autograd_objective(w, x, lam, y, alpha, lmin)
     assert (b.stationarity < 1e-2).all()
     assert torch.allclose(a.stationarity, b.stationarity, rtol=1e-9, atol=0)
+
+
+def test_unknown_optimiser_is_named():
+    with pytest.raises(ValueError, match="unknown optimizer 'adam'; expected 'sgd' or 'adadelta'"):
+        optim.make("adam", torch.ones(1), 0.9)

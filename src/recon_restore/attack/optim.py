@@ -127,7 +127,7 @@ class BatchedAdadelta:
             self.sq, self.acc = self.sq[idx], self.acc[idx]
 
 
-def make(name: str, lr: torch.Tensor, momentum: float = 0.9):
+def make(name: str, lr: torch.Tensor, momentum: float):
     """'sgd' (momentum; 0 = plain gradient descent) or 'adadelta', one lr per run."""
     if name == "sgd":
         return BatchedSGD(lr, momentum)
