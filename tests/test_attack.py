@@ -306,6 +306,13 @@ def test_training_shares_one_training_set_across_runs_and_reports_each_runs_loss
     shared = train_target(w, x, y, "gd", 0.05, 20)  # one training set for both runs
     explicit = train_target(w, x.expand(2, -1, -1).clone(), y.expand(2, -1).clone(), "gd", 0.05, 20)
     assert torch.equal(shared.weights.W1, explicit.weights.W1) and torch.equal(shared.loss, explicit.loss)
+    out = phi(shared.weights, x.expand(2, -1, -1))  # margin and accuracy as defined, per run
+    assert torch.equal(shared.min_margin, (y * out).min(1).values)
+    assert torch.equal(shared.accuracy, (((out > 0).to(D64) * 2 - 1) == y).float().mean(1))
+    # a run that diverges is flagged alone
+    bad = Weights(w.W1.clone(), w.W2, w.w3)
+    bad.W1[0, 0, 0] = float("nan")
+    assert train_target(bad, x, y, "gd", 0.05, 3).failed.tolist() == [True, False]
     grads = Weights(*(torch.empty_like(t) for t in (w.W1, w.W2, w.w3)))
     xx, yy = x.expand(2, -1, -1), y.expand(2, -1)
     loss = loss_and_grads(w, xx, yy, grads)  # per run, not pooled

@@ -95,6 +95,7 @@ def test_unassigned_images_are_unmatched_and_ties_go_to_the_first_row():
     assert rb[0].tolist() == [0.75, -np.inf, 0.625, -np.inf] and rb[1].tolist() == [0.75, -np.inf, 0.25, -np.inf]
     assert count_good(rb, 0.625) == 1 and count_good(rb, 0.5) == 2  # strictly above the threshold
     assert count_good(rb, 0.5, np.array([1])) == 1  # a subset of runs (bootstrap, halves)
+    assert count_good(rb, 0.5, np.array([], dtype=np.int64)) == 0  # no run: nothing is good
     # no reconstruction at all (a method that restored nothing): every image unmatched
     best, arg = best_of(np.zeros(0), np.zeros(0, dtype=np.int64), 3)
     assert best.tolist() == [-np.inf] * 3 and arg.tolist() == [-1] * 3

@@ -418,3 +418,48 @@ def test_sigma_steps_defaults_are_edms_and_two_steps_span_the_range():
     assert len(t) == 19 and t.dtype == torch.float64
     assert t[:3].tolist() == pytest.approx([80.0, 57.586, 40.786], abs=1e-3) and t[-2:].tolist() == pytest.approx([0.002, 0.0])
     assert sigma_steps(2, 0.5, 8.0).tolist() == pytest.approx([8.0, 0.5, 0.0], rel=1e-12)
+
+
+# ---- the EDM loss against its definition ------------------------------------------------
+
+class _Probe(torch.nn.Module):
+    """A stand-in denoiser that returns one of its inputs, so the loss can be computed by hand."""
+
+    sigma_data = 0.5
+
+    def __init__(self, returns):
+        super().__init__()
+        self.returns, self.seen = returns, {}
+
+    def forward(self, x, sigma, cond, aug_label=None):
+        self.seen = dict(x=x, sigma=sigma, cond=cond, aug=aug_label)
+        return {"x": x, "cond": cond}[self.returns]
+
+
+def test_edm_loss_is_the_weighted_squared_error_at_lognormal_noise_levels():
+    from recon_restore.restorers.edm import edm_loss
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(4, 3, 32, 32, generator=g, dtype=torch.float64) * 2 - 1
+    cond = torch.rand(4, 3, 32, 32, generator=g, dtype=torch.float64) * 2 - 1
+    aug = torch.rand(4, 9, generator=g, dtype=torch.float64)
+    P_mean, P_std, sd = -0.7, 1.3, 0.5
+    # the same draws by hand: ln sigma ~ N(P_mean, P_std^2) per image, then the noise n ~ N(0, sigma^2)
+    h = torch.Generator().manual_seed(5)
+    sigma = (torch.randn(4, 1, 1, 1, generator=h, dtype=torch.float64) * P_std + P_mean).exp()
+    noise = torch.randn(target.shape, generator=h, dtype=torch.float64) * sigma
+    weight = (sigma**2 + sd**2) / (sigma * sd) ** 2
+    probe = _Probe("x")  # D(x) = x: the error is the noise itself
+    loss = edm_loss(probe, target, cond, aug, P_mean, P_std, torch.Generator().manual_seed(5))
+    assert float(loss) == pytest.approx(float((weight * noise**2).sum() / 4), rel=1e-12)
+    assert torch.equal(probe.seen["x"], target + noise) and torch.equal(probe.seen["sigma"], sigma.flatten())
+    assert torch.equal(probe.seen["cond"], cond) and torch.equal(probe.seen["aug"], aug)
+    probe = _Probe("cond")  # D = the condition: the error is cond - target, whatever the noise
+    loss = edm_loss(probe, target, cond, aug, P_mean, P_std, torch.Generator().manual_seed(5))
+    assert float(loss) == pytest.approx(float((weight * (cond - target) ** 2).sum() / 4), rel=1e-12)
+    # EDM's defaults: P_mean = -1.2, P_std = 1.2
+    h = torch.Generator().manual_seed(5)
+    s_default = (torch.randn(4, 1, 1, 1, generator=h, dtype=torch.float64) * 1.2 - 1.2).exp()
+    probe = _Probe("x")
+    edm_loss(probe, target, cond, None, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(probe.seen["sigma"], s_default.flatten()) and probe.seen["aug"] is None

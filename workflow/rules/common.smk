@@ -75,7 +75,7 @@ def restore_checkpoint(wildcards):
 
 
 def restore_weights(wildcards):
-    w = weights_file(wildcards.restorer, section("restorers", wildcards.restorer))
+    w = weights_file(wildcards.restorer, CFG["restorers"][wildcards.restorer])
     return [w] if w else []
 
 
