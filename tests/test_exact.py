@@ -463,3 +463,24 @@ def test_edm_loss_is_the_weighted_squared_error_at_lognormal_noise_levels():
     probe = _Probe("x")
     edm_loss(probe, target, cond, None, generator=torch.Generator().manual_seed(5))
     assert torch.equal(probe.seen["sigma"], s_default.flatten()) and probe.seen["aug"] is None
+
+
+def test_preconditioning_uses_its_sigma_data_and_passes_the_augmentation_label():
+    from recon_restore.restorers.edm import EDMPrecond
+    from recon_restore.restorers.edm.precond import coefficients
+
+    torch.manual_seed(0)
+    small = dict(model_channels=8, channel_mult=[1, 2], num_blocks=1, attn_resolutions=[16], dropout=0.0, augment_dim=9)
+    m = EDMPrecond(small, sigma_data=0.25).double().eval()
+    with torch.no_grad():  # non-zero last layer, so the network's output and its label matter
+        m.net.out_conv.weight.normal_(0, 0.1)
+    seen = {}
+    m.net.register_forward_hook(lambda mod, args, out: seen.update(f=out.clone()))
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    cond = torch.rand(2, 3, 32, 32, dtype=torch.float64) * 2 - 1
+    s = torch.tensor([0.7, 3.0], dtype=torch.float64)
+    out = m(x, s, cond)
+    c_skip, c_out, _, _ = coefficients(s.view(-1, 1, 1, 1), 0.25)
+    assert torch.allclose(out, c_skip * x + c_out * seen["f"], rtol=1e-12, atol=1e-14)
+    lab = torch.rand(2, 9, dtype=torch.float64)
+    assert not torch.allclose(m(x, s, cond, lab), out)  # the label reaches the network
