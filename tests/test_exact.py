@@ -55,11 +55,15 @@ def _fake_best(per_epoch):
     return fake
 
 
+def _match(monkeypatch, per_epoch, snaps):
+    """match_candidates on constructed (best, arg, second) per snapshot; threshold 0.375, margin 0.125."""
+    monkeypatch.setattr(dmatch, "best_matches", _fake_best(per_epoch))
+    return dmatch.match_candidates(snaps, torch.zeros(4, 3, 32, 32), threshold=0.375, margin=0.125)
+
+
 def test_match_threshold_is_strict_and_margin_inclusive(monkeypatch):
     # dyadic values: 0.5 - 0.375 = 0.125 exactly
-    monkeypatch.setattr(dmatch, "best_matches", _fake_best([([0.375, 0.5, 0.5, 0.625], [0, 1, 2, 3], [0.0, 0.375, 0.4375, 0.5])]))
-    snaps = {10: torch.zeros(4, 3, 32, 32)}
-    m = dmatch.match_candidates(snaps, torch.zeros(4, 3, 32, 32), threshold=0.375, margin=0.125)
+    m = _match(monkeypatch, [([0.375, 0.5, 0.5, 0.625], [0, 1, 2, 3], [0.0, 0.375, 0.4375, 0.5])], {10: torch.zeros(4, 3, 32, 32)})
     # cand 0: at the threshold (not above); cand 1: margin exactly 0.125 (accepted);
     # cand 2: margin 0.0625 (refused); cand 3: margin exactly 0.125 (accepted)
     assert m.candidate.tolist() == [1, 3] and m.target.tolist() == [1, 3]
@@ -68,25 +72,20 @@ def test_match_threshold_is_strict_and_margin_inclusive(monkeypatch):
 def test_match_across_snapshots_highest_wins_not_last(monkeypatch):
     # candidate 0 matches image 1 at epoch 10 (0.75), then image 2 at epoch 20 (0.625): highest wins
     # candidate 1 matches image 0 at epoch 10 (0.5), then image 3 at epoch 20 (0.875): highest (the later) wins
-    monkeypatch.setattr(dmatch, "best_matches", _fake_best([
+    m = _match(monkeypatch, [
         ([0.75, 0.5], [1, 0], [0.25, 0.25]),
         ([0.625, 0.875], [2, 3], [0.25, 0.25]),
-    ]))
-    snaps = {10: torch.zeros(2, 3, 32, 32), 20: torch.zeros(2, 3, 32, 32)}
-    m = dmatch.match_candidates(snaps, torch.zeros(4, 3, 32, 32), threshold=0.375, margin=0.125)
+    ], {10: torch.zeros(2, 3, 32, 32), 20: torch.zeros(2, 3, 32, 32)})
     assert m.target.tolist() == [1, 3] and m.accept_epoch.tolist() == [10, 20] and m.best.tolist() == [0.75, 0.875]
-
 
 
 def test_match_ties_go_to_the_earliest_snapshot_and_record_the_margin(monkeypatch):
     # candidate 0: the same SSIM at epochs 10 and 20 (a real tie): the earlier snapshot keeps it;
     # candidate 1 matches training image 0 (index 0 must count as a match)
-    monkeypatch.setattr(dmatch, "best_matches", _fake_best([
+    m = _match(monkeypatch, [
         ([0.75, 0.625], [2, 0], [0.5, 0.25]),
         ([0.75, 0.5], [3, 1], [0.25, 0.4375]),
-    ]))
-    snaps = {10: torch.zeros(2, 3, 32, 32), 20: torch.zeros(2, 3, 32, 32)}
-    m = dmatch.match_candidates(snaps, torch.zeros(4, 3, 32, 32), threshold=0.375, margin=0.125)
+    ], {10: torch.zeros(2, 3, 32, 32), 20: torch.zeros(2, 3, 32, 32)})
     assert m.candidate.tolist() == [0, 1] and m.target.tolist() == [2, 0]
     assert m.accept_epoch.tolist() == [10, 10]
     assert m.margin.tolist() == [0.25, 0.375] and m.best.tolist() == [0.75, 0.625]
@@ -94,9 +93,7 @@ def test_match_ties_go_to_the_earliest_snapshot_and_record_the_margin(monkeypatc
 
 def test_match_skips_a_missing_snapshot_and_goes_on(monkeypatch):
     # epoch 10 diverged for every candidate (NaN rows): epoch 20 must still be matched
-    monkeypatch.setattr(dmatch, "best_matches", _fake_best([([0.75], [1], [0.25])]))
-    snaps = {10: torch.full((1, 3, 32, 32), float("nan")), 20: torch.zeros(1, 3, 32, 32)}
-    m = dmatch.match_candidates(snaps, torch.zeros(4, 3, 32, 32), threshold=0.375, margin=0.125)
+    m = _match(monkeypatch, [([0.75], [1], [0.25])], {10: torch.full((1, 3, 32, 32), float("nan")), 20: torch.zeros(1, 3, 32, 32)})
     assert m.candidate.tolist() == [0] and m.accept_epoch.tolist() == [20]
 
 
