@@ -59,6 +59,10 @@ def tiny_doc(params_doc) -> dict:
     e["samples"] = 2
     p["restorers"]["bfdncnn"]["network"].update(depth=3, channels=8)
     p["restorers"]["bfdncnn"]["train"].update(steps=6, batch=8, checkpoint_every=3, log_every=2, halve_after=4, halve_every=1)
+    n = p["restorers"]["n2n"]
+    n["network"]["width"] = 8
+    n["train"].update(steps=6, batch=8, checkpoint_every=3, log_every=2)
+    n["recon2recon"]["pairs"] = "any"
     ev = p["evaluate"]
     ev.update(images_per_class=4, runs=3, runs_per_job=2, runs_per_batch=2)
     ev["train"]["epochs"] = 200

@@ -47,15 +47,17 @@ def pipeline(tmp_path, tiny_doc):
     shards = [o / f"shard-{j}.h5" for j in range(3)]
     assert run("dataset", "manifest", *P, "--shards", *shards, "--out", o / "manifest.json") == 0
     assert run("dataset", "coverage", *P, "--pool", o / "pool.h5", "--manifest", o / "manifest.json", "--out-json", o / "coverage.json", "--out-csv", o / "coverage.csv") == 0
-    for m in ("edm", "bfdncnn"):
-        assert run("restorers", "train", *P, "--method", m, "--manifest", o / "manifest.json", "--out", o / f"{m}.pt", "--history", o / f"{m}.csv") == 0
+    sections = tiny_doc["presets"]["demo"]["restorers"]
+    for m in methods.trained(sections):  # EDM, BF-DnCNN and the preset's Noise2Noise variants
+        data = ["--pool", o / "pool.h5"] if m.startswith(("n2n_", "n2c_")) else ["--manifest", o / "manifest.json"]
+        assert run("restorers", "train", *P, "--method", m, *data, "--out", o / f"{m}.pt", "--history", o / f"{m}.csv") == 0
     assert run("evaluate", "collect", *P, "--target", o / "target.pt", "--runs", o / "runs-0.h5", o / "runs-1.h5", "--out", o / "plain.h5") == 0
     for r in [*DENOISERS, *(m.restorer for m in methods.METHODS if m.weights)]:  # classical (blind), pretrained
         assert run("evaluate", "restore", *P, "--restorer", r, "--plain", o / "plain.h5", "--out", o / f"r-{r}.h5") == 0
-    for m in ("edm", "bfdncnn"):
+    for m in methods.trained(sections):
         assert run("evaluate", "restore", *P, "--restorer", m, "--plain", o / "plain.h5", "--checkpoint", o / f"{m}.pt", "--out", o / f"r-{m}.h5") == 0
     assert run("evaluate", "galleries", *P, "--target", o / "target.pt", "--heldout", o / "held.h5", "--pool", o / "pool.h5", "--out", o / "galleries.h5") == 0
-    files = {m: None if methods.restorer_of(m) is None else o / f"r-{methods.restorer_of(m)}.h5" for m in methods.NAMES}
+    files = {m: None if methods.restorer_of(m) is None else o / f"r-{methods.restorer_of(m)}.h5" for m in methods.names(sections)}
     for m, f in files.items():
         extra = [] if f is None else ["--restored", f]
         assert run("evaluate", "match", *P, "--method", m, "--target", o / "target.pt", "--plain", o / "plain.h5", "--galleries", o / "galleries.h5", *extra, "--out", o / "match" / f"{m}.h5") == 0
@@ -69,9 +71,11 @@ def test_pipeline_through_the_cli(pipeline):
     o = pipeline
     metrics = json.loads((o / "report" / "metrics.json").read_text())
     sections = load_params(o.parent / "params.yaml").section("restorers")
-    absent = {m: methods.missing(methods.restorer_of(m), sections[methods.restorer_of(m)]) for m in methods.NAMES if methods.restorer_of(m)}
+    names = methods.names(sections)
+    absent = {m: methods.missing(r, sections[methods.section_of(r)]) for m in names if (r := methods.restorer_of(m))}
     absent = {m: why for m, why in absent.items() if why}
-    assert set(metrics["methods"]) == set(methods.NAMES) - set(absent) and metrics["skipped"] == absent
+    assert set(metrics["methods"]) == set(names) - set(absent) and metrics["skipped"] == absent
+    assert {"n2n_gaussian_l2", "n2c_gaussian_l2", "recon2recon_l2"} <= set(metrics["methods"])  # the demo's N2N variants
     assert "restormer_real" in metrics["methods"] and "restormer_deraining" in absent
     summary_md = (o / "report" / "tables" / "summary.md").read_text()
     assert all(f"Not evaluated: {methods.label(m)}: {why}." in summary_md for m, why in absent.items())
@@ -174,13 +178,17 @@ def test_killed_shard_job_resumes_to_the_same_shard(pipeline, tmp_path, tiny_par
     assert np.array_equal(a.targets["image"], b.targets["image"])
 
 
-def test_killed_restorer_training_resumes_identically(pipeline, tmp_path, tiny_params, monkeypatch):
+@pytest.mark.parametrize("method", ["bfdncnn", "n2n_impulse_l0", "recon2recon_l1"])
+def test_killed_restorer_training_resumes_identically(pipeline, tmp_path, tiny_params, monkeypatch, method):
+    """BF-DnCNN on the balanced sampler; a Noise2Noise variant whose loss depends on the step
+    (annealed L0) on the pool; recon2recon on the shards."""
     from recon_restore.restorers import train as tr
 
     o = pipeline
-    P = ["--params", tiny_params]
+    P = ["--params", tiny_params, "--method", method]
+    P += ["--pool", o / "pool.h5"] if method.startswith("n2n") else ["--manifest", o / "manifest.json"]
     ref = tmp_path / "ref.pt"
-    assert run("restorers", "train", *P, "--method", "bfdncnn", "--manifest", o / "manifest.json", "--out", ref) == 0
+    assert run("restorers", "train", *P, "--out", ref) == 0
     orig = tr._save_state
 
     def save_then_die(*a, **k):
@@ -190,10 +198,10 @@ def test_killed_restorer_training_resumes_identically(pipeline, tmp_path, tiny_p
     monkeypatch.setattr(tr, "_save_state", save_then_die)
     out = tmp_path / "resumed.pt"
     with pytest.raises(KeyboardInterrupt):
-        run("restorers", "train", *P, "--method", "bfdncnn", "--manifest", o / "manifest.json", "--out", out)
+        run("restorers", "train", *P, "--out", out)
     assert not out.exists() and (tmp_path / "resumed.pt.train-state").exists()
     monkeypatch.setattr(tr, "_save_state", orig)
-    assert run("restorers", "train", *P, "--method", "bfdncnn", "--manifest", o / "manifest.json", "--out", out) == 0
+    assert run("restorers", "train", *P, "--out", out) == 0
     a = torch.load(ref, weights_only=True)["state_dict"]
     b = torch.load(out, weights_only=True)["state_dict"]
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
@@ -209,6 +217,8 @@ def test_user_restore_command(pipeline, tmp_path, capsys):
     assert np.load(tmp_path / "out_std.npy").shape == (4,)
     assert run("restore", "--checkpoint", o / "bfdncnn.pt", "--input", tmp_path / "mine.npy", "--output", tmp_path / "pngs") == 0
     assert len(list((tmp_path / "pngs").glob("*.png"))) == 4
+    assert run("restore", "--checkpoint", o / "n2c_gaussian_l2.pt", "--input", tmp_path / "mine.npy", "--output", tmp_path / "n2c.npy") == 0
+    assert np.load(tmp_path / "n2c.npy").shape == (4, 3, 32, 32)
     assert run("restore", "--checkpoint", o / "bfdncnn.pt", "--input", tmp_path / "pngs", "--output", tmp_path / "again.h5") == 0
     with h5py.File(tmp_path / "again.h5") as f:
         assert f["restored"].shape == (4, 3, 32, 32)

@@ -8,7 +8,7 @@ from recon_restore.errors import UserError
 from recon_restore.restorers import checkpoint
 from recon_restore.restorers.bfdncnn import BFDnCNN, bfdncnn_loss
 from recon_restore.restorers.edm import DDPMpp, EDMPrecond, coefficients, edm_loss, heun_sample, sigma_steps
-from recon_restore.restorers.restore import read_user_images, restore_bfdncnn, restore_edm
+from recon_restore.restorers.restore import read_user_images, restore_direct, restore_edm
 from recon_restore.restorers.train import TrainSpec, ema_beta, learning_rate
 
 SMALL = dict(model_channels=8, channel_mult=[1, 2], num_blocks=1, attn_resolutions=[16], dropout=0.0, augment_dim=9)
@@ -141,7 +141,7 @@ def test_checkpoint_round_trip_and_restore_ranges(tmp_path):
         assert t.shape == recon.shape and t.min() >= 0 and t.max() <= 1
     assert r.std.shape == (5,) and (r.std >= 0).all()
     bf = BFDnCNN(depth=3, channels=8)
-    out = restore_bfdncnn(bf, recon, 2, torch.device("cpu")).single
+    out = restore_direct(bf, recon, 2, torch.device("cpu")).single
     assert out.shape == recon.shape and out.min() >= 0 and out.max() <= 1
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="not a readable checkpoint"):

@@ -102,6 +102,10 @@ def _check_cross_fields(cfg: dict, where: str, source: str) -> None:
     for k in ("phase1_runs", "phase2_runs", "wave_runs"):
         if d[k] % d["runs_per_job"]:
             fail(f"dataset.{k}", f"{d[k]} is not a multiple of runs_per_job ({d['runs_per_job']})")
+    for kind, c in cfg["restorers"]["n2n"]["corruptions"].items():
+        for k, v in c.items():
+            if isinstance(v, list) and v[0] > v[1]:
+                fail(f"restorers.n2n.corruptions.{kind}.{k}", f"range {v} must be [low, high] with low <= high")
 
 
 def load_doc(path: str | os.PathLike = DEFAULT_PARAMS) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""The one list of evaluated methods (paper section 5.1.1, methods 1 to 5, and the classical
-denoisers of paper 003).
+"""The one list of evaluated methods (paper section 5.1.1, methods 1 to 5; the classical
+denoisers of paper 003; the Noise2Noise denoisers of papers 002 and 004).
 
 Each method is a set of images made from the plain reconstructions: ``plain`` itself, or
 the output of a restorer. Everything that enumerates methods (CLI choices, the
@@ -9,6 +9,7 @@ this list.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -22,7 +23,7 @@ class Method:
     weights: bool = False  # needs a local weights file (params restorers.<restorer>.weights; null: skipped)
 
 
-METHODS: tuple[Method, ...] = (
+CORE: tuple[Method, ...] = (
     Method("plain", "Plain (Haim et al.)", None),
     Method("tv", "TV denoising", "tv"),
     Method("heat", "Heat equation", "heat"),
@@ -37,10 +38,87 @@ METHODS: tuple[Method, ...] = (
     Method("edm_single", "Ours single", "edm", trained=True),
     Method("edm_averaged", "Ours averaged", "edm", trained=True),
 )
+"""Every preset evaluates these (an optional one is skipped with a note)."""
+
+
+# ---- Noise2Noise variants (papers 002 and 004) ---------------------------------------------
+# ``n2n_<corruption>_<loss>``: synthetic corruption of the pool images, noisy targets (Noise2Noise);
+# ``n2c_<corruption>_<loss>``: the same corruption, clean targets (Noise2Clean);
+# ``recon2recon_<loss>``: two different noisy reconstructions of one augmented training image from
+# the dataset shards, no clean image (this project's experiment). Each is its own restorer (one
+# checkpoint); all read ``restorers.n2n`` (network, train, corruptions, recon2recon).
+
+CORRUPTIONS = ("gaussian", "poisson", "bernoulli", "impulse", "text")
+LOSSES = ("l2", "l1", "l0")
+_RE = re.compile(rf"^(?:(n2n|n2c)_({'|'.join(CORRUPTIONS)})|(recon2recon))_({'|'.join(LOSSES)})$")
+_LOSS_LABEL = {"l2": "L2", "l1": "L1", "l0": "annealed L0"}
+_CORRUPTION_LABEL = {"gaussian": "Gaussian", "poisson": "Poisson", "bernoulli": "Bernoulli", "impulse": "impulse", "text": "text"}
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    target: str  # noisy | clean | recon
+    corruption: str | None  # None for recon2recon
+    loss: str
+
+    @property
+    def label(self) -> str:
+        if self.target == "recon":
+            return f"recon2recon ({_LOSS_LABEL[self.loss]})"
+        kind = "N2N" if self.target == "noisy" else "N2C"
+        return f"{kind} {_CORRUPTION_LABEL[self.corruption]} ({_LOSS_LABEL[self.loss]})"
+
+
+def parse(name: str) -> Variant | None:
+    """The variant a name stands for, or None if it is not a Noise2Noise variant name."""
+    m = _RE.match(name)
+    if not m:
+        return None
+    kind, corruption, r2r, loss = m.groups()
+    target = "recon" if r2r else ("noisy" if kind == "n2n" else "clean")
+    return Variant(name, target, corruption, loss)
+
+
+def _variants() -> tuple[Method, ...]:
+    names = [f"{t}_{c}_{l}" for t in ("n2n", "n2c") for c in CORRUPTIONS for l in LOSSES] + [f"recon2recon_{l}" for l in LOSSES]
+    return tuple(Method(n, parse(n).label, n, trained=True) for n in names)
+
+
+VARIANTS = _variants()
+"""Noise2Noise U-Nets (papers 002, 004) and recon2recon: a preset evaluates those named in
+``restorers.n2n.evaluate``; each is a trained restorer of its own."""
+METHODS: tuple[Method, ...] = CORE + VARIANTS  # every method a preset may evaluate
 BY_NAME = {m.name: m for m in METHODS}
-NAMES = [m.name for m in METHODS]
+NAMES = [m.name for m in METHODS]  # CLI choices
 RESTORERS = list(dict.fromkeys(m.restorer for m in METHODS if m.restorer))
 TRAINED = list(dict.fromkeys(m.restorer for m in METHODS if m.trained))
+_RANK = {n: i for i, n in enumerate([m.name for m in CORE[: CORE.index(BY_NAME["edm_single"])]] + [m.name for m in VARIANTS]
+                                    + [m.name for m in CORE[CORE.index(BY_NAME["edm_single"]):]])}
+
+
+def active(restorers_cfg: dict) -> list[Method]:
+    """The methods a preset evaluates, in report order: the core list and the Noise2Noise
+    variants its ``restorers`` section names (``n2n.evaluate``)."""
+    chosen = (restorers_cfg.get("n2n") or {}).get("evaluate") or []
+    return [BY_NAME[n] for n in order([m.name for m in CORE] + list(chosen))]
+
+
+def names(restorers_cfg: dict) -> list[str]:
+    return [m.name for m in active(restorers_cfg)]
+
+
+def restorers(restorers_cfg: dict) -> list[str]:
+    return list(dict.fromkeys(m.restorer for m in active(restorers_cfg) if m.restorer))
+
+
+def trained(restorers_cfg: dict) -> list[str]:
+    return list(dict.fromkeys(m.restorer for m in active(restorers_cfg) if m.trained))
+
+
+def section_of(restorer: str) -> str:
+    """The ``restorers`` params section a restorer reads (every Noise2Noise variant: ``n2n``)."""
+    return "n2n" if restorer in {m.restorer for m in VARIANTS} else restorer
 
 
 def label(name: str) -> str:
@@ -77,5 +155,6 @@ def weights_file(restorer: str, section: dict) -> str | None:
 
 
 def order(names) -> list[str]:
-    """Names in the list's order; unknown names last, alphabetically."""
-    return sorted(names, key=lambda n: (NAMES.index(n) if n in NAMES else len(NAMES), n))
+    """Names in report order (the core list, Noise2Noise variants before the diffusion
+    restorer), without repeats; unknown names last, alphabetically."""
+    return sorted(dict.fromkeys(names), key=lambda n: (_RANK.get(n, len(_RANK)), n))

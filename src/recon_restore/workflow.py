@@ -13,7 +13,6 @@ from .config import Params
 from .dataset.plan import layout
 from . import methods
 
-METHODS = methods.NAMES
 
 
 class Plan:
@@ -44,6 +43,18 @@ class Plan:
 
     def restorer_of(self, method: str) -> str | None:
         return methods.restorer_of(method)
+
+    def train_input(self, method: str) -> str:
+        """``pool`` or ``manifest``: what training ``method`` reads."""
+        from .restorers.recipes import needs
+
+        return needs(method)
+
+    def train_params(self, method: str) -> dict:
+        """The params training (and, under ``restorer``, restoring with) ``method`` reads."""
+        from .restorers.recipes import reads_params
+
+        return {"restorer": reads_params(method, self.cfg["restorers"]), "resample": self.cfg["dataset"]["resample"]}
 
     FIGURES = ("fig1_grid", "fig2_sorted", "fig3_scatter", "fig4_hallucination", "fig5_halves", "hallucination_roc", "coverage")
     TABLES = ("per_image.csv", "summary.csv", "summary.md", "summary.tex", "coverage.csv")

@@ -4,12 +4,7 @@ import sys
 
 from recon_restore.config import Params, validate_params
 from recon_restore.errors import UserError
-from recon_restore.methods import (
-    NAMES as METHOD_NAMES,
-    RESTORERS,
-    TRAINED,
-    weights_file,
-)
+from recon_restore import methods
 from recon_restore.fingerprint import command_hash
 from recon_restore.workflow import Plan
 
@@ -26,6 +21,10 @@ PRM = Params(config, PARAMS_FILE)
 PLAN = Plan(PRM)
 OUT = PLAN.out
 CFG = PRM.cfg
+# the methods this preset evaluates (methods.py's list and restorers.n2n.evaluate)
+METHOD_NAMES = methods.names(CFG["restorers"])
+RESTORERS = methods.restorers(CFG["restorers"])
+TRAINED = methods.trained(CFG["restorers"])
 
 
 def cli(command):
@@ -75,8 +74,23 @@ def restore_checkpoint(wildcards):
 
 
 def restore_weights(wildcards):
-    w = weights_file(wildcards.restorer, CFG["restorers"][wildcards.restorer])
+    w = methods.weights_file(
+        wildcards.restorer, CFG["restorers"][methods.section_of(wildcards.restorer)]
+    )
     return [w] if w else []
+
+
+def train_inputs(wildcards):
+    """A trained restorer reads the dataset's shards (manifest) or, for the synthetic
+    Noise2Noise variants, the pool only (so they train while the attack runs)."""
+    if PLAN.train_input(wildcards.method) == "pool":
+        return {"pool": f"{OUT}/data/pool.h5"}
+    return {"manifest": f"{OUT}/dataset/manifest.json"}
+
+
+def train_params(wildcards):
+    """The params a trained restorer reads (its rerun trigger)."""
+    return repr(PLAN.train_params(wildcards.method))
 
 
 def match_restored(wildcards):

@@ -41,7 +41,7 @@ rule evaluate_restore:
         runtime=720,
         mem_mb=16000,
     params:
-        cfg=lambda w: section("restorers", w.restorer),
+        cfg=lambda w: repr(PLAN.train_params(w.restorer)["restorer"]),
         code=code("evaluate"),
         checkpoint=lambda w, input: (
             f"--checkpoint {input.checkpoint}" if input.checkpoint else ""

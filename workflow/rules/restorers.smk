@@ -1,9 +1,10 @@
-# restorers stage (paper 3-4): train the conditional EDM restorer and BF-DnCNN. GPU rule.
+# restorers stage (paper 3-4): train the conditional EDM restorer, BF-DnCNN and the
+# Noise2Noise U-Nets of the methods list. GPU rule.
 
 
 rule restorers_train:
     input:
-        f"{OUT}/dataset/manifest.json",
+        unpack(train_inputs),
     output:
         checkpoint=f"{OUT}/restorers/{{method}}.pt",
         history=f"{OUT}/restorers/{{method}}-history.csv",
@@ -19,12 +20,12 @@ rule restorers_train:
         runtime=2880,
         mem_mb=16000,
     params:
-        cfg=lambda w: section("restorers", w.method),
-        resample=section("dataset", "resample"),
+        cfg=train_params,
         code=code("restorers"),
+        data=lambda w, input: " ".join(f"--{k} {v}" for k, v in input.items()),
     shell:
         cli("restorers train")
-        + " --method {wildcards.method} --manifest {input} --out {output.checkpoint} --history {output.history} > {log} 2>&1"
+        + " --method {wildcards.method} {params.data} --out {output.checkpoint} --history {output.history} > {log} 2>&1"
 
 
 rule restorers_all:

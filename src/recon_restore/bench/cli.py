@@ -104,6 +104,7 @@ def restorers_cmd(args) -> None:
     print(f"{'DDPM++':10} {r['edm_parameters']:>12,} {r['edm_train_img_s']:>12.2f} {r['edm_restore_img_s']:>14.3f}   (restore = {r['edm_nfe']} NFE)")
     print(f"{'BF-DnCNN':10} {r['bfdncnn_parameters']:>12,} {r['bfdncnn_train_img_s']:>12.1f} {r['bfdncnn_restore_img_s']:>14.1f}")
     print(f"{'Restormer':10} {r['restormer_parameters']:>12,} {'-':>12} {r['restormer_restore_img_s']:>14.1f}   (pretrained only)")
+    print(f"{'N2N U-Net':10} {r['n2n_parameters']:>12,} {r['n2n_train_img_s']:>12.1f} {r['n2n_restore_img_s']:>14.1f}")
     print(f"DDPM++ training vs EDM's ~{EDM_V100_TRAIN_IMG_S:.0f} img/s per V100: {r['edm_train_vs_v100']:.3f}x")
     if args.json:
         from ..io import write_json

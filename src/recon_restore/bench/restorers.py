@@ -4,7 +4,8 @@ For the full-size conditional DDPM++ (55,737,347 parameters, EDM preconditioning
 and BF-DnCNN (20 x 64): training images/s (forward, backward, Adam step on random pairs)
 and restoration images/s (EDM: one Heun sample with 18 steps = 35 network evaluations;
 BF-DnCNN: one forward pass); Restormer (26.1 M parameters, random weights): restoration
-images/s, one forward pass. Medians of repeated timings after warm-up. EDM's published
+images/s, one forward pass; the Noise2Noise U-Net (991,203 parameters, Lehtinen et al.):
+training images/s (two Gaussian corruptions, L2, Adam) and restoration images/s. Medians of repeated timings after warm-up. EDM's published
 CIFAR-10 training rate is about 145 images/s per V100 (Karras et al. 2022, appendix F.2).
 """
 
@@ -74,4 +75,29 @@ def bench(dev: torch.device, dtype: torch.dtype, train_batch: int, sample_batch:
     with torch.no_grad():
         t = median_time(lambda: rs(yb), dev, repeat, warmup)
     out["restormer_restore_img_s"] = sample_batch / t
+    del rs
+
+    from ..restorers.n2n.corruption import corrupt
+    from ..restorers.n2n.loss import n2n_loss
+    from ..restorers.n2n.network import N2NUNet
+
+    un = N2NUNet(width=48).to(device=dev, dtype=dtype, memory_format=cl)  # Lehtinen et al.'s size
+    out["n2n_parameters"] = sum(p.numel() for p in un.parameters())
+    opt = torch.optim.Adam(un.parameters(), lr=3e-4, betas=(0.9, 0.99))
+    cg = torch.Generator().manual_seed(0)  # corruptions are drawn on the CPU in the data stream
+    clean = torch.rand(train_batch, 3, 32, 32, generator=cg)
+
+    def n2n_step():  # corruption of the input and of the target, as in training
+        xin, _ = corrupt(clean, "gaussian", {"sigma": [0.0, 0.196]}, cg)
+        xt, _ = corrupt(clean, "gaussian", {"sigma": [0.0, 0.196]}, cg)
+        opt.zero_grad(set_to_none=True)
+        n2n_loss(un(xin.to(dev, dtype).contiguous(memory_format=cl)), xt.to(dev, dtype), "l2").backward()
+        opt.step()
+
+    t = median_time(n2n_step, dev, repeat, warmup)
+    out["n2n_train_img_s"] = train_batch / t
+    un.eval()
+    with torch.no_grad():
+        t = median_time(lambda: un(yb), dev, repeat, warmup)
+    out["n2n_restore_img_s"] = sample_batch / t
     return out

@@ -36,6 +36,12 @@ class Batch:
     target: torch.Tensor  # (B, 3, 32, 32) float32 in [0, 1]
     aug_label: torch.Tensor  # (B, 9)
     noise: torch.Tensor  # (B,) bool: noise-only example
+    valid: torch.Tensor | None = None  # (B, 1, 32, 32): target pixels that enter the loss (None: all)
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> "Batch":
+        """The batch on ``device``: images in ``dtype`` and channels-last, labels in ``dtype``."""
+        img = lambda t: None if t is None else t.to(device, dtype).contiguous(memory_format=torch.channels_last)  # noqa: E731
+        return Batch(img(self.recon), img(self.target), self.aug_label.to(device, dtype), self.noise, img(self.valid))
 
 
 def _gather(arr, rows: np.ndarray) -> np.ndarray:

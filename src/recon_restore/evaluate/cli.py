@@ -14,7 +14,7 @@ from ..attack.target_file import load_target
 from ..cli_args import common
 from ..errors import UserError
 from ..io import atomic_path, open_h5, provenance, set_attrs
-from ..methods import NAMES, RESTORERS, missing
+from ..methods import NAMES, RESTORERS, missing, section_of
 from ..runtime import device as get_device
 from ..runtime import setup
 from ..seeding import derive_seed
@@ -33,9 +33,9 @@ def register(sub) -> None:
     p.set_defaults(func=collect_cmd)
     p = g.add_parser("restore", help="apply one restorer to every plain reconstruction")
     common(p, device=True)
-    p.add_argument("--restorer", required=True, choices=RESTORERS)
+    p.add_argument("--restorer", required=True, choices=RESTORERS, metavar="RESTORER", help="a restorer of the methods list")
     p.add_argument("--plain", required=True)
-    p.add_argument("--checkpoint", default=None, help="restorer checkpoint (edm, bfdncnn)")
+    p.add_argument("--checkpoint", default=None, help="restorer checkpoint (trained restorers: edm, bfdncnn, Noise2Noise variants)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=restore_cmd)
     p = g.add_parser("galleries", help="null galleries: unseen held-out images, K sets the size of the training set")
@@ -47,7 +47,7 @@ def register(sub) -> None:
     p.set_defaults(func=galleries_cmd)
     p = g.add_parser("match", help="assign one method's reconstructions to the training images and to every null gallery")
     common(p)
-    p.add_argument("--method", required=True, choices=NAMES)
+    p.add_argument("--method", required=True, choices=NAMES, metavar="METHOD", help="a method of the methods list")
     p.add_argument("--target", required=True)
     p.add_argument("--plain", required=True)
     p.add_argument("--galleries", required=True, help="null galleries (evaluate galleries --out)")
@@ -79,14 +79,14 @@ def restore_cmd(args) -> None:
     from ..precision import dtype_of
     from ..restorers import checkpoint
     from ..restorers.classical import DENOISERS, restore_classical
-    from ..restorers.restore import restore_bfdncnn, restore_edm
+    from ..restorers.restore import restore_direct, restore_edm
 
     prm = setup(args)
     dev = get_device(args, prm)
     ev = prm.section("evaluate")
     plain, _ = read_plain(args.plain)
     outs, extra = {}, {}
-    rcfg = prm.section("restorers", args.restorer)
+    rcfg = prm.section("restorers", section_of(args.restorer))
     skipped = missing(args.restorer, rcfg)
     if skipped:  # an optional method: an empty file that says why, carried through to the report
         extra["skipped"] = skipped
@@ -104,11 +104,12 @@ def restore_cmd(args) -> None:
     else:
         if not args.checkpoint:
             raise UserError(f"evaluate restore --restorer {args.restorer} needs --checkpoint")
-        kind, model, _ = checkpoint.load(args.checkpoint, dev)
-        if kind != args.restorer:
-            raise UserError(f"{args.checkpoint}: is a {kind} checkpoint, expected {args.restorer}")
-        if kind == "bfdncnn":
-            outs["bfdncnn"] = restore_bfdncnn(model, plain, ev["restore_batch"], dev).single
+        kind, model, ck = checkpoint.load(args.checkpoint, dev)
+        made_for = ck.get("provenance", {}).get("method", kind)
+        if made_for != args.restorer:
+            raise UserError(f"{args.checkpoint}: is a {made_for} checkpoint, expected {args.restorer}")
+        if kind in ("bfdncnn", "n2n"):
+            outs[args.restorer] = restore_direct(model, plain, ev["restore_batch"], dev).single
         else:
             rc = prm.section("restorers", "edm")
             r = restore_edm(model, plain, rc["samples"], rc["sampler"], ev["restore_batch"], dev,

@@ -177,7 +177,7 @@ def _figure4(inp: ReportInputs, thr: float, k: int, seed: int, path: Path) -> No
     if len(cand):
         pick = np.sort(np.random.default_rng(derive_seed(seed, "figure4")).choice(cand, min(k, len(cand)), replace=False))
         rows.append((label("plain"), inp.restored["plain"][pick]))
-        for m in ("restormer_real_denoise", "edm_single", "edm_averaged"):
+        for m in ("restormer_real", "edm_single", "edm_averaged"):
             if m in inp.restored:
                 rows.append((label(m), inp.restored[m][pick]))
         near = inp.matches["edm_single"].assigned[pick] if "edm_single" in inp.matches else plain.assigned[pick]

@@ -26,7 +26,9 @@ def figure2(curves_ssim: pd.DataFrame, curves_haarpsi: pd.DataFrame, threshold: 
     """Sorted best-match SSIM and HaarPSI, one line per method; ``null_ssim[m]`` (K, M) best
     SSIM per image on each null gallery draws the chance band (min to max of the K sorted curves)."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    colors = {m: f"C{i}" for i, m in enumerate(curves_ssim.columns[1:])}
+    names = list(curves_ssim.columns[1:])
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")  # one colour per method, up to 20
+    colors = {m: cmap(i % cmap.N) for i, m in enumerate(names)}
     for ax, df, name in ((axes[0], curves_ssim, "SSIM"), (axes[1], curves_haarpsi, "HaarPSI")):
         for m in df.columns[1:]:
             ax.plot(df["rank"], df[m], label=display(m), lw=1.6, color=colors[m])
@@ -38,7 +40,8 @@ def figure2(curves_ssim: pd.DataFrame, curves_haarpsi: pd.DataFrame, threshold: 
         r = np.arange(1, curves.shape[1] + 1)
         axes[0].fill_between(r, np.nanmin(curves, 0), np.nanmax(curves, 0), color=colors.get(m, "gray"), alpha=0.15, lw=0)
     axes[0].axhline(threshold, color="k", ls=":", lw=1)
-    axes[0].legend(fontsize=8, title="shaded: null galleries", title_fontsize=7)
+    axes[0].legend(fontsize=8 if len(names) <= 10 else 6, title="shaded: null galleries", title_fontsize=7,
+                   ncol=1 if len(names) <= 10 else 2)
     _save(fig, path)
 
 

@@ -2,7 +2,7 @@
 
 Format (``torch.save`` of a dict; loaded with ``weights_only=True``)::
 
-    {"format": "recon-restore/restorer", "version": 1, "kind": "edm" | "bfdncnn",
+    {"format": "recon-restore/restorer", "version": 1, "kind": "edm" | "bfdncnn" | "n2n",
      "config": {...}, "state_dict": {...}, "provenance": {...}}
 
 For EDM the state dict is the EMA copy (used for sampling).
@@ -29,7 +29,11 @@ def build(kind: str, config: dict) -> torch.nn.Module:
         from .bfdncnn import BFDnCNN
 
         return BFDnCNN(**config)
-    raise UserError(f"unknown restorer kind {kind!r}; expected 'edm' or 'bfdncnn'")
+    if kind == "n2n":
+        from .n2n.network import N2NUNet
+
+        return N2NUNet(**config)
+    raise UserError(f"unknown restorer kind {kind!r}; expected 'edm', 'bfdncnn' or 'n2n'")
 
 
 def save(path: str | Path, kind: str, config: dict, state_dict: dict, provenance: dict, overwrite: bool = False) -> None:

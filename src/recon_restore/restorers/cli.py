@@ -10,9 +10,10 @@ import torch
 
 from ..cli_args import common, int_at_least
 from ..errors import UserError
-from ..methods import TRAINED
+from ..methods import TRAINED, section_of
+from ..seeding import derive_seed
 from ..fingerprint import fingerprint
-from ..io import atomic_path, check_writable, file_sha256, provenance
+from ..io import atomic_path, check_writable, provenance
 from ..runtime import device as get_device
 from ..runtime import setup
 
@@ -20,11 +21,13 @@ log = logging.getLogger(__name__)
 
 
 def register(sub) -> None:
-    g = sub.add_parser("restorers", help="restorers stage: train EDM / BF-DnCNN").add_subparsers(dest="verb", required=True)
+    g = sub.add_parser("restorers", help="restorers stage: train EDM / BF-DnCNN / the Noise2Noise U-Nets").add_subparsers(dest="verb", required=True)
     p = g.add_parser("train", help="train a restorer on the dataset")
     common(p, device=True)
-    p.add_argument("--method", required=True, choices=TRAINED)
-    p.add_argument("--manifest", required=True, help="dataset manifest (dataset manifest --out)")
+    p.add_argument("--method", required=True, choices=TRAINED, metavar="METHOD",
+                   help="edm, bfdncnn, or a Noise2Noise variant (n2n_/n2c_<corruption>_<loss>, recon2recon_<loss>)")
+    p.add_argument("--manifest", default=None, help="dataset manifest (dataset manifest --out): EDM, BF-DnCNN, recon2recon")
+    p.add_argument("--pool", default=None, help="pool image set (data prepare --pool): the N2N/N2C variants")
     p.add_argument("--out", required=True, help="output checkpoint (.pt)")
     p.add_argument("--history", default=None, help="optional CSV of the training loss")
     p.set_defaults(func=train_cmd)
@@ -47,53 +50,28 @@ def register_restore(sub) -> None:
 
 
 def train_cmd(args) -> None:
-    from ..dataset.manifest import load_manifest
-    from ..dataset.sampler import BalancedSampler
     from . import checkpoint
-    from .train import TrainSpec, train
+    from .recipes import describe, reads_params, recipe, train_spec
+    from .train import train
 
     prm = setup(args)
     dev = get_device(args, prm)
-    rcfg = prm.section("restorers", args.method)
+    rcfg = prm.section("restorers", section_of(args.method))
     res = prm.section("dataset", "resample")
     out = check_writable(args.out, args.overwrite)
-    _, shards = load_manifest(args.manifest)
-    sampler = BalancedSampler(shards, res["K"], res["repeats"], res["noise_fraction"], prm.seed, res["window"])
-    t = rcfg["train"]
-    spec = TrainSpec(steps=t["steps"], batch=t["batch"], lr=t["lr"], precision=t["precision"],
-                     lr_rampup_images=t.get("lr_rampup_images", 0.0), halve_after=t.get("halve_after"),
-                     halve_every=t.get("halve_every"), ema_halflife_images=t.get("ema_halflife_images"),
-                     ema_rampup_ratio=t.get("ema_rampup_ratio"), checkpoint_every=t["checkpoint_every"], log_every=t["log_every"])
-    if args.method == "edm":
-        from .edm import edm_loss
-
-        config = {"network": rcfg["network"], "sigma_data": rcfg["sigma_data"]}
-        P_mean, P_std = rcfg["P_mean"], rcfg["P_std"]
-
-        def loss_fn(m, b, g):
-            return edm_loss(m, b.target * 2 - 1, b.recon * 2 - 1, b.aug_label, P_mean, P_std, g)
-    else:
-        from .bfdncnn import bfdncnn_loss
-
-        config = rcfg["network"]
-
-        def loss_fn(m, b, g):
-            return bfdncnn_loss(m, b.target, b.recon)
-
-    from ..seeding import derive_seed
-
+    rec = recipe(args.method, prm.section("restorers"), res, prm.seed, args.manifest, args.pool)
+    spec = train_spec(rcfg["train"])
     torch.manual_seed(derive_seed(prm.seed, "restorer-init", args.method))
-    model = checkpoint.build(args.method, config)
+    model = checkpoint.build(rec.kind, rec.config)
     state = out.with_name(out.name + ".train-state")
-    log.info("%s: %d parameters; sampler: %d pairs, ~%.0f examples per repeat", args.method,
-             sum(p.numel() for p in model.parameters()), sampler.n_pairs, sampler.expected_per_repeat())
-    fp = fingerprint({"restorer": rcfg, "resample": res, "seed": prm.seed, "manifest": file_sha256(args.manifest),
-                      "device": dev.type}, "restorers")
-    final, history = train(model, loss_fn, sampler, spec, dev, state, derive_seed(prm.seed, "restorer-train", args.method),
+    log.info("%s: %d parameters; %s", args.method, sum(p.numel() for p in model.parameters()), describe(rec.stream))
+    fp = fingerprint({"restorer": reads_params(args.method, prm.section("restorers")), "method": args.method, "reads": rec.reads, "seed": prm.seed, "device": dev.type}, "restorers")
+    final, history = train(model, rec.loss_fn, rec.stream, spec, dev, state, derive_seed(prm.seed, "restorer-train", args.method),
                            args.progress, f"train {args.method}", fp)
-    sampler.close()
-    checkpoint.save(out, args.method, config, final.state_dict(),
-                    provenance(prm.cfg, prm.seed, preset=prm.preset, steps=spec.steps, final_loss=history[-1]["loss"] if history else None),
+    rec.stream.close()
+    checkpoint.save(out, rec.kind, rec.config, final.state_dict(),
+                    provenance(prm.cfg, prm.seed, preset=prm.preset, method=args.method, steps=spec.steps,
+                               final_loss=history[-1]["loss"] if history else None),
                     args.overwrite)
     state.unlink(missing_ok=True)
     if args.history:
@@ -106,7 +84,7 @@ def train_cmd(args) -> None:
 def restore_cmd(args) -> None:
     from ..precision import dtype_of, resolve_device
     from . import checkpoint
-    from .restore import read_user_images, restore_bfdncnn, restore_edm
+    from .restore import read_user_images, restore_direct, restore_edm
 
     out = Path(args.output)
     for o in output_paths(out, with_std=True):
@@ -122,7 +100,7 @@ def restore_cmd(args) -> None:
         r = restore_edm(model, images, args.samples, {"num_steps": args.steps}, args.batch, dev, args.seed, dtype_of(args.precision), args.progress)
         outputs = {"single": r.single, "averaged": r.averaged, "std": r.std}
     else:
-        r = restore_bfdncnn(model, images, args.batch, dev, dtype_of(args.precision))
+        r = restore_direct(model, images, args.batch, dev, dtype_of(args.precision))
         outputs = {"restored": r.single}
     write_outputs(out, outputs, names, args.overwrite)
     print(f"{out}: restored {images.shape[0]} reconstructions with {kind} ({args.checkpoint})")

@@ -4,7 +4,8 @@
   sampler; ``single`` is the first of the k samples, ``averaged`` the mean of all k (k = 20
   in the paper), and ``std`` the per-image mean of the per-pixel standard deviation across
   the k samples: a hallucination indicator (high where samples disagree, paper Figure 4).
-* ``bfdncnn`` and ``tv``: deterministic, one output per reconstruction.
+* ``bfdncnn``, the Noise2Noise U-Nets (``n2n``) and the classical denoisers:
+  deterministic, one output per reconstruction.
 
 Inputs and outputs are (N, 3, 32, 32) float tensors in [0, 1].
 """
@@ -59,7 +60,8 @@ def restore_edm(model, recon: torch.Tensor, samples: int, sampler_cfg: dict, bat
 
 
 @torch.no_grad()
-def restore_bfdncnn(model, recon: torch.Tensor, batch: int, device: torch.device, dtype=torch.float32) -> Restored:
+def restore_direct(model, recon: torch.Tensor, batch: int, device: torch.device, dtype=torch.float32) -> Restored:
+    """A network that maps a reconstruction to its restoration in one pass (BF-DnCNN, N2N U-Net)."""
     model = model.to(device=device, dtype=dtype).eval()
     out = [model(recon[s : s + batch].to(device, dtype)).clamp(0, 1).float().cpu() for s in range(0, recon.shape[0], batch)]
     return Restored(torch.cat(out) if out else recon.clone())

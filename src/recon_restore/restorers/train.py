@@ -8,13 +8,15 @@ position, optimiser, EMA and random state).
 
 Schedules: EDM ramps the learning rate up linearly over ``lr_rampup_images`` and keeps
 it constant; BF-DnCNN halves it after ``halve_after`` batches and every ``halve_every``
-batches after that.
+batches after that; the Noise2Noise U-Net ramps it down over the last
+``rampdown_fraction`` of the steps by a raised cosine, squared (Lehtinen et al.).
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,8 @@ class TrainSpec:
     lr: float
     precision: str = "fp32"
     lr_rampup_images: float = 0.0
+    rampdown_fraction: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
     halve_after: int | None = None
     halve_every: int | None = None
     ema_halflife_images: float | None = None
@@ -52,6 +56,10 @@ def learning_rate(spec: TrainSpec, step: int) -> float:
         lr *= min(step * spec.batch / spec.lr_rampup_images, 1.0)
     if spec.halve_after is not None and step >= spec.halve_after:
         lr *= 0.5 ** (1 + (step - spec.halve_after) // max(1, spec.halve_every or 10**12))
+    if spec.rampdown_fraction:
+        t = (step - (1 - spec.rampdown_fraction) * spec.steps) / (spec.rampdown_fraction * spec.steps)
+        if t > 0:
+            lr *= ((1 + math.cos(math.pi * min(t, 1.0))) / 2) ** 2
     return lr
 
 
@@ -64,8 +72,8 @@ def ema_beta(spec: TrainSpec, step: int) -> float:
 
 def train(
     model: torch.nn.Module,
-    loss_fn: Callable[[torch.nn.Module, Batch, torch.Generator], torch.Tensor],
-    sampler: BalancedSampler,
+    loss_fn: Callable[[torch.nn.Module, Batch, torch.Generator, int], torch.Tensor],
+    sampler: BalancedSampler,  # or any stream with ``batches(batch_size, start)`` (restorers.n2n.data)
     spec: TrainSpec,
     device: torch.device,
     state_path: Path,
@@ -82,7 +90,7 @@ def train(
     dt = dtype_of(spec.precision)
     model = model.to(device=device, dtype=dt, memory_format=torch.channels_last).train()
     ema = copy.deepcopy(model).eval().requires_grad_(False) if spec.ema_halflife_images else None
-    opt = torch.optim.Adam(model.parameters(), lr=spec.lr, betas=(0.9, 0.999), eps=1e-8)
+    opt = torch.optim.Adam(model.parameters(), lr=spec.lr, betas=tuple(spec.betas), eps=1e-8)
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
     step, history = 0, []
@@ -104,14 +112,11 @@ def train(
     running, t0 = 0.0, time.time()
     with matmul_mode(spec.precision):
         while step < spec.steps:
-            b = next(stream)
-            cl = torch.channels_last
-            b = Batch(b.recon.to(device, dt).contiguous(memory_format=cl), b.target.to(device, dt).contiguous(memory_format=cl),
-                      b.aug_label.to(device, dt), b.noise)
+            b = next(stream).to(device, dt)
             for g in opt.param_groups:
                 g["lr"] = learning_rate(spec, step)
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model, b, gen)
+            loss = loss_fn(model, b, gen, step)
             loss.backward()
             for p in model.parameters():
                 if p.grad is not None:
@@ -125,7 +130,7 @@ def train(
                         pe.lerp_(pm.detach(), 1 - beta)
                     for be, bm in zip(ema.buffers(), model.buffers()):
                         be.copy_(bm)
-            running += float(loss)
+            running += float(loss.detach())
             if step % spec.log_every == 0 or step == spec.steps:
                 k = spec.log_every if step % spec.log_every == 0 else step % spec.log_every
                 history.append({"step": step, "loss": running / k, "lr": learning_rate(spec, step - 1),
