@@ -20,13 +20,16 @@ def test_demo_workflow_end_to_end(demo_run):
     metrics = json.loads((out / "report" / "metrics.json").read_text())
     print("demo good reconstructions:", {m: v["good"] for m, v in metrics["methods"].items()})
     assert metrics["methods"]["plain"]["good"] >= 1, "the demo must produce at least one good plain reconstruction"
-    assert set(metrics["methods"]) | set(metrics["skipped"]) == set(methods.NAMES)
+    from recon_restore.config import load_params
+
+    names = methods.names(load_params(demo_run / "params.yaml").section("restorers"))
+    assert set(metrics["methods"]) | set(metrics["skipped"]) == set(names)
     manifest = json.loads((out / "dataset" / "manifest.json").read_text())
     assert manifest["pairs"] > 0 and len(manifest["shards"]) == 2
-    for f in ("edm.pt", "bfdncnn.pt"):
+    for f in ("edm.pt", "bfdncnn.pt", "n2n_gaussian_l2.pt", "n2c_gaussian_l2.pt", "recon2recon_l2.pt"):
         assert (out / "restorers" / f).stat().st_size > 0
     summary = pd.read_csv(out / "report" / "tables" / "summary.csv")
-    assert list(summary["method"]) == [m for m in methods.NAMES if m not in metrics["skipped"]]
+    assert list(summary["method"]) == [m for m in names if m not in metrics["skipped"]]
     for c in ("good", "good_lo", "good_hi", "good_none", "null_mean", "null_min", "null_max", "excess", "mean_psnr"):
         assert summary[c].notna().all(), c
     # the demo measures the attack, not chance: plain's null count is at most a fifth of its good count
