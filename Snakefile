@@ -18,9 +18,11 @@ include: "workflow/rules/dataset.smk"
 include: "workflow/rules/restorers.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/robustness.smk"
 
 
 rule all:
     default_target: True
     input:
         PLAN.report_files(),
+        PLAN.robustness_outputs() if CFG["robustness"]["enabled"] else [],

@@ -72,5 +72,10 @@ class Plan:
             "appendix": [f"{r}/figures/appendix_{p + 1:02d}.png" for p in range(pages)],
         }
 
+    def robustness_outputs(self) -> list[str]:
+        """The robustness study's table, summary and figure (paper 004)."""
+        r = f"{self.out}/report/robustness"
+        return [f"{r}/robustness.csv", f"{r}/robustness.md", f"{r}/robustness.json", f"{r}/robustness_psnr_ratio.png"]
+
     def report_files(self) -> list[str]:
         return [f for files in self.report_outputs().values() for f in files]

@@ -21,8 +21,7 @@ def sigma_steps(num_steps: int = 18, sigma_min: float = 0.002, sigma_max: float 
     return torch.cat([t, torch.zeros(1, dtype=torch.float64)])
 
 
-@torch.no_grad()
-def heun_sample(denoiser, cond: torch.Tensor, num_steps: int = 18, sigma_min: float = 0.002, sigma_max: float = 80.0,
+def heun(denoiser, cond: torch.Tensor, num_steps: int = 18, sigma_min: float = 0.002, sigma_max: float = 80.0,
                 rho: float = 7.0, S_churn: float = 0.0, S_min: float = 0.0, S_max: float = float("inf"),
                 S_noise: float = 1.0, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """Sample x ~ p(x | cond); denoiser(x, sigma, cond) -> D(x; sigma). Returns (N, 3, H, W) in model units."""
@@ -45,3 +44,8 @@ def heun_sample(denoiser, cond: torch.Tensor, num_steps: int = 18, sigma_min: fl
             x_next = x + (tn - th) * (d + d2) / 2
         x = x_next
     return x
+
+
+heun_sample = torch.no_grad()(heun)
+"""``heun`` without gradients (restoration); ``heun`` itself is differentiable in ``cond``
+(the robustness stage attacks the sampler through it)."""

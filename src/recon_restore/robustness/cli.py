@@ -1,0 +1,103 @@
+"""``recon-restore robustness run|report``: adversarial attacks on one trained restorer, and
+the study's table and figure (paper 004, section 4)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..cli_args import common
+from ..errors import UserError
+from ..io import atomic_path, check_writable
+from ..methods import TRAINED, label
+from ..runtime import device as get_device
+from ..runtime import setup
+
+log = logging.getLogger(__name__)
+
+
+def register(sub) -> None:
+    g = sub.add_parser("robustness", help="robustness stage: adversarial attacks on the trained restorers (paper 004)"
+                       ).add_subparsers(dest="verb", required=True)
+    p = g.add_parser("run", help="attack one trained restorer on plain reconstructions and on its training corruption")
+    common(p, device=True)
+    p.add_argument("--method", required=True, choices=TRAINED, metavar="RESTORER", help="a trained restorer (its checkpoint)")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--target", required=True, help="evaluation target network (its training images: the references)")
+    p.add_argument("--plain", required=True, help="plain reconstructions (evaluate collect --out)")
+    p.add_argument("--match", required=True, help="the plain reconstructions' match file (evaluate match --method plain)")
+    p.add_argument("--heldout", required=True, help="held-out images (clean references of the synthetic corruptions)")
+    p.add_argument("--manifest", required=True, help="dataset manifest (training pairs of the restorers trained on reconstructions)")
+    p.add_argument("--out", required=True, help="per-image CSV")
+    p.set_defaults(func=run_cmd)
+    p = g.add_parser("report", help="table (CSV, Markdown) and PSNR-ratio histograms of every attacked restorer")
+    common(p)
+    p.add_argument("--inputs", nargs="+", required=True, help="per-image CSVs (robustness run --out)")
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=report_cmd)
+
+
+def run_cmd(args) -> None:
+    from ..attack.target_file import load_target
+    from ..data.store import read_image_set
+    from ..dataset.manifest import load_manifest
+    from ..evaluate.match_file import read_match
+    from ..evaluate.plain import read_plain
+    from ..restorers import checkpoint
+    from .inputs import plain_inputs, restorer_fn, training_inputs
+    from .study import attack_table
+
+    prm = setup(args)
+    dev = get_device(args, prm)
+    cfg = prm.section("robustness")
+    out = check_writable(args.out, args.overwrite)
+    kind, model, ck = checkpoint.load(args.checkpoint, dev)
+    made_for = ck.get("provenance", {}).get("method", kind)
+    if made_for != args.method:
+        raise UserError(f"{args.checkpoint}: is a {made_for} checkpoint, expected {args.method}")
+    f = restorer_fn(kind, model, prm.seed, cfg["edm_steps"], prm.section("restorers", "edm")["sampler"] if kind == "edm" else None)
+    plain, _ = read_plain(args.plain)
+    m = read_match(args.match)
+    tgt = load_target(args.target)
+    inputs = {"plain": plain_inputs(plain, m.assigned, m.ssim, tgt["images"].double() / 255, cfg["images"]),
+              "training": training_inputs(args.method, cfg["images"], prm.seed, read_image_set(args.heldout).images,
+                                          prm.section("restorers", "n2n"), load_manifest(args.manifest)[1])}
+    tables = []
+    for name, (x, ref) in inputs.items():
+        t = attack_table(f, x.to(dev), ref.to(dev), list(cfg["budgets"]), cfg["steps"], cfg["step_frac"])
+        t.insert(0, "input", name)
+        t.insert(0, "method", args.method)
+        tables.append(t)
+        base, top = t[t.budget == 0].psnr.mean(), t[t.budget == max(cfg["budgets"])].psnr.mean()
+        log.info("%s on %s (%d images): PSNR %.2f dB unattacked, %.2f dB at budget %g/255", args.method, name, len(x), base, top,
+                 max(cfg["budgets"]) * 255)
+    with atomic_path(out, overwrite=True) as tmp:
+        pd.concat(tables).to_csv(tmp, index=False)
+
+
+def report_cmd(args) -> None:
+    from ..io import write_json
+    from .study import histogram_figure, psnr_ratios, summarise, to_markdown
+
+    prm = setup(args)
+    cfg = prm.section("robustness")
+    frames = []
+    for p in args.inputs:
+        if not Path(p).is_file():
+            raise UserError(f"{p}: robustness table does not exist")
+        frames.append(pd.read_csv(p))
+    per_image = pd.concat(frames)
+    summ = summarise(per_image)
+    ratios = psnr_ratios(per_image, cfg["default_budget"])
+    d = Path(args.out_dir)
+    for name, text in (("robustness.csv", summ.to_csv(index=False)), ("robustness.md", to_markdown(summ, label))):
+        with atomic_path(d / name, overwrite=True) as tmp:
+            Path(tmp).write_text(text)
+    histogram_figure(ratios, cfg["default_budget"], label, d / "robustness_psnr_ratio.png")
+    at = summ[np.isclose(summ.budget, cfg["default_budget"])]
+    write_json(d / "robustness.json", {f"{r.method}/{r.input}": {"psnr_drop": round(float(r.psnr_drop), 4),
+                                                                "ssim_drop": round(float(r.ssim_drop), 4)}
+                                       for r in at.itertuples()}, overwrite=True)
