@@ -239,3 +239,30 @@ def test_errors_are_one_clear_line(tmp_path, tiny_params, capsys):
     (tmp_path / "corrupt.h5").write_bytes(b"definitely not hdf5")
     code = run("evaluate", "collect", "--params", tiny_params, "--target", tmp_path / "t.pt", "--runs", tmp_path / "corrupt.h5", "--out", tmp_path / "p.h5")
     assert code == 2 and "t.pt" in capsys.readouterr().err
+
+
+def test_robustness_commands_on_the_tiny_pipeline(pipeline, tmp_path):
+    o = pipeline
+    P = ["--params", str(o.parent / "params.yaml")]
+    trained = methods.trained(yaml.safe_load((o.parent / "params.yaml").read_text())["presets"]["demo"]["restorers"])
+    outs = []
+    for m in trained:
+        out = tmp_path / f"{m}.csv"
+        assert run(*["robustness", "run", *P, "--method", m, "--checkpoint", str(o / f"{m}.pt"), "--target", str(o / "target.pt"),
+                     "--plain", str(o / "plain.h5"), "--match", str(o / "match" / "plain.h5"), "--heldout", str(o / "held.h5"),
+                     "--manifest", str(o / "manifest.json"), "--out", str(out)]) == 0
+        t = pd.read_csv(out)
+        assert set(t.input) == {"plain", "training"} and set(t.budget) == {0, 0.5, 1, 2, 4}
+        outs.append(str(out))
+    assert run(*["robustness", "run", *P, "--method", "bfdncnn", "--checkpoint", str(o / "edm.pt"), "--target", str(o / "target.pt"),
+                 "--plain", str(o / "plain.h5"), "--match", str(o / "match" / "plain.h5"), "--heldout", str(o / "held.h5"),
+                 "--manifest", str(o / "manifest.json"), "--out", str(tmp_path / "x.csv")]) == 2  # wrong checkpoint: one error
+    assert run(*["robustness", "report", *P, "--inputs", *outs, "--out-dir", str(tmp_path / "rep")]) == 0
+    summary = pd.read_csv(tmp_path / "rep" / "robustness.csv")
+    assert (summary.psnr_drop >= -1e-9).all() and (summary[summary.budget == 0].psnr_drop == 0).all()
+    for (m, i), g in summary.groupby(["method", "input"]):  # a larger budget never finds a smaller drop
+        assert np.all(np.diff(g.sort_values("budget").psnr_drop.to_numpy()) >= -1e-9), (m, i)
+    drops = json.loads((tmp_path / "rep" / "robustness.json").read_text())
+    assert set(drops) == {f"{m}/{i}" for m in trained for i in ("plain", "training")}
+    assert (tmp_path / "rep" / "robustness_psnr_ratio.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| BF-DnCNN | plain | 2 |" in (tmp_path / "rep" / "robustness.md").read_text()

@@ -91,14 +91,15 @@ def test_dvc_pipeline_mirrors_the_stages(tmp_path):
     edges = {tuple(s.strip().strip('"') for s in line.strip().rstrip(";").split("->")) for line in p.stdout.splitlines() if "->" in line}
     # the restorers read the shards, and the pool (the synthetic Noise2Noise variants)
     assert edges == {("data", "dataset"), ("data", "evaluate"), ("dataset", "restorers"), ("data", "restorers"),
-                     ("restorers", "evaluate"), ("evaluate", "report")}
+                     ("restorers", "evaluate"), ("evaluate", "report"),
+                     ("data", "robustness"), ("dataset", "robustness"), ("restorers", "robustness"), ("evaluate", "robustness")}
     # the first stage's command is a Snakemake target of the preset selected in params.yaml
     p = subprocess.run([str(BIN / "dvc"), "repro", "--dry", "data"], cwd=work, env=ENV, capture_output=True, text=True)
     assert p.returncode == 0 and "snakemake results/demo/data/pool.h5" in p.stdout, p.stdout + p.stderr
 
 
 DVC_STAGE_COMMANDS = {"data": ["data"], "dataset": ["dataset"], "restorers": ["restorers"], "evaluate": ["attack", "evaluate"],
-                      "report": ["report"]}
+                      "report": ["report"], "robustness": ["robustness"]}
 
 
 def test_dvc_deps_are_the_import_closure_of_each_stages_commands():

@@ -47,9 +47,10 @@ rule robustness_report:
     params:
         cfg=section("robustness"),
         code=code("robustness"),
-        out_dir=f"{OUT}/report/robustness",
+        out_dir=lambda w, output: os.path.dirname(output[0]),
     shell:
-        cli("robustness report") + " --inputs {input} --out-dir {params.out_dir} > {log} 2>&1"
+        cli("robustness report")
+        + " --inputs {input} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule robustness_all:

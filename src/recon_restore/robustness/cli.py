@@ -12,7 +12,13 @@ import pandas as pd
 from ..cli_args import common
 from ..errors import UserError
 from ..io import atomic_path, check_writable
-from ..methods import TRAINED, label
+from ..methods import TRAINED
+from ..methods import label as method_label
+
+
+def label(restorer: str) -> str:
+    """How tables name a restorer (the diffusion restorer is attacked with fixed sampler noise)."""
+    return "Ours (diffusion, fixed noise)" if restorer == "edm" else method_label(restorer)
 from ..runtime import device as get_device
 from ..runtime import setup
 
@@ -67,13 +73,14 @@ def run_cmd(args) -> None:
                                           prm.section("restorers", "n2n"), load_manifest(args.manifest)[1])}
     tables = []
     for name, (x, ref) in inputs.items():
-        t = attack_table(f, x.to(dev), ref.to(dev), list(cfg["budgets"]), cfg["steps"], cfg["step_frac"])
+        t = attack_table(f, x.to(dev), ref.to(dev), [b / 255 for b in cfg["budgets"]], cfg["steps"], cfg["step_frac"])
+        t["budget"] = t["budget"].map({b / 255: b for b in cfg["budgets"]})  # reported in units of 1/255
         t.insert(0, "input", name)
         t.insert(0, "method", args.method)
         tables.append(t)
         base, top = t[t.budget == 0].psnr.mean(), t[t.budget == max(cfg["budgets"])].psnr.mean()
         log.info("%s on %s (%d images): PSNR %.2f dB unattacked, %.2f dB at budget %g/255", args.method, name, len(x), base, top,
-                 max(cfg["budgets"]) * 255)
+                 max(cfg["budgets"]))
     with atomic_path(out, overwrite=True) as tmp:
         pd.concat(tables).to_csv(tmp, index=False)
 

@@ -1,7 +1,8 @@
 """Robustness tables and figures (paper 004, section 4): per restorer, input kind and
 budget, the mean PSNR and SSIM of the attacked outputs to their references and their drop
 from the unattacked ones (budget 0); the PSNR ratio (attacked / unattacked, per image) at
-the default budget as histograms."""
+the default budget as histograms. Budgets are in units of 1/255 here (the attack itself works in [0, 1]
+pixel units)."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def psnr_ratios(per_image: pd.DataFrame, budget: float) -> pd.DataFrame:
 def to_markdown(summary: pd.DataFrame, label) -> str:
     lines = ["| Restorer | Input | Budget (x 1/255) | PSNR | PSNR drop | SSIM | SSIM drop |", "|---|---|---:|---:|---:|---:|---:|"]
     for r in summary.itertuples():
-        lines.append(f"| {label(r.method)} | {r.input} | {r.budget * 255:g} | {r.psnr:.2f} | {r.psnr_drop:.2f} | {r.ssim:.3f} | {r.ssim_drop:.3f} |")
+        lines.append(f"| {label(r.method)} | {r.input} | {r.budget:g} | {r.psnr:.2f} | {r.psnr_drop:.2f} | {r.ssim:.3f} | {r.ssim_drop:.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -74,7 +75,7 @@ def histogram_figure(ratios: pd.DataFrame, budget: float, label, path: Path) -> 
             ax.axvline(1.0, color="k", lw=0.8, ls=":")
             ax.set_title(f"{label(m)}\n{kind}", fontsize=7)
             ax.tick_params(labelsize=6)
-    fig.suptitle(f"PSNR ratio, attacked / unattacked, budget {budget * 255:g}/255", fontsize=8)
+    fig.suptitle(f"PSNR ratio, attacked / unattacked, budget {budget:g}/255", fontsize=8)
     fig.tight_layout()
     with atomic_path(path, overwrite=True) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
