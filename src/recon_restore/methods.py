@@ -1,5 +1,6 @@
 """The one list of evaluated methods (paper section 5.1.1, methods 1 to 5; the classical
-denoisers of paper 003; the Noise2Noise denoisers of papers 002 and 004).
+denoisers of paper 003; the Noise2Noise denoisers of papers 002 and 004; paper 001's
+two-stage adaptation).
 
 Each method is a set of images made from the plain reconstructions: ``plain`` itself, or
 the output of a restorer. Everything that enumerates methods (CLI choices, the
@@ -21,6 +22,7 @@ class Method:
     trained: bool = False  # the restorer is trained by the restorers stage (has a checkpoint)
     requires: str | None = None  # an optional package; without it the method is skipped with a note
     weights: bool = False  # needs a local weights file (params restorers.<restorer>.weights; null: skipped)
+    adapted_from: str | None = None  # stage 2 of paper 001's two-stage training, from this trained restorer
 
 
 CORE: tuple[Method, ...] = (
@@ -88,20 +90,27 @@ def _variants() -> tuple[Method, ...]:
 VARIANTS = _variants()
 """Noise2Noise U-Nets (papers 002, 004) and recon2recon: a preset evaluates those named in
 ``restorers.n2n.evaluate``; each is a trained restorer of its own."""
-METHODS: tuple[Method, ...] = CORE + VARIANTS  # every method a preset may evaluate
+ADAPTED: tuple[Method, ...] = (
+    Method("bfdncnn_adapted", "BF-DnCNN, adapted (two-stage)", "bfdncnn_adapted", trained=True, adapted_from="bfdncnn"),
+)
+"""Paper 001's two-stage adaptation to the evaluation setting's reconstructions
+(``restorers.adapt.enabled``)."""
+METHODS: tuple[Method, ...] = CORE + ADAPTED + VARIANTS  # every method a preset may evaluate
 BY_NAME = {m.name: m for m in METHODS}
 NAMES = [m.name for m in METHODS]  # CLI choices
 RESTORERS = list(dict.fromkeys(m.restorer for m in METHODS if m.restorer))
 TRAINED = list(dict.fromkeys(m.restorer for m in METHODS if m.trained))
-_RANK = {n: i for i, n in enumerate([m.name for m in CORE[: CORE.index(BY_NAME["edm_single"])]] + [m.name for m in VARIANTS]
-                                    + [m.name for m in CORE[CORE.index(BY_NAME["edm_single"]):]])}
+_EDM = CORE.index(BY_NAME["edm_single"])
+_RANK = {n: i for i, n in enumerate([m.name for m in CORE[:_EDM] + ADAPTED + VARIANTS + CORE[_EDM:]])}
 
 
 def active(restorers_cfg: dict) -> list[Method]:
     """The methods a preset evaluates, in report order: the core list and the Noise2Noise
     variants its ``restorers`` section names (``n2n.evaluate``)."""
-    chosen = (restorers_cfg.get("n2n") or {}).get("evaluate") or []
-    return [BY_NAME[n] for n in order([m.name for m in CORE] + list(chosen))]
+    chosen = list((restorers_cfg.get("n2n") or {}).get("evaluate") or [])
+    if (restorers_cfg.get("adapt") or {}).get("enabled"):
+        chosen += [m.name for m in ADAPTED]
+    return [BY_NAME[n] for n in order([m.name for m in CORE] + chosen)]
 
 
 def names(restorers_cfg: dict) -> list[str]:
@@ -117,8 +126,16 @@ def trained(restorers_cfg: dict) -> list[str]:
 
 
 def section_of(restorer: str) -> str:
-    """The ``restorers`` params section a restorer reads (every Noise2Noise variant: ``n2n``)."""
-    return "n2n" if restorer in {m.restorer for m in VARIANTS} else restorer
+    """The ``restorers`` params section a restorer reads (every Noise2Noise variant: ``n2n``;
+    an adapted restorer: ``adapt``)."""
+    if restorer in {m.restorer for m in VARIANTS}:
+        return "n2n"
+    return "adapt" if restorer in {m.restorer for m in ADAPTED} else restorer
+
+
+def adapted_from(restorer: str) -> str | None:
+    """The stage-1 restorer an adapted restorer starts from (None: not adapted)."""
+    return next((m.adapted_from for m in ADAPTED if m.restorer == restorer), None)
 
 
 def label(name: str) -> str:

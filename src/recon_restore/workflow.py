@@ -38,8 +38,9 @@ class Plan:
     def shards_before_wave(self, wave: int) -> list[str]:
         return [self.shard(j["job"]) for j in self.jobs if j["wave"] < wave]
 
-    def run_batches(self) -> list[str]:
-        return [f"{self.out}/attack/runs/batch-{b}.h5" for b in range(self.eval_batches)]
+    def run_batches(self, folder: str = "attack") -> list[str]:
+        """The evaluation setting's run batches (``adapt``: the adaptation network's, paper 001)."""
+        return [f"{self.out}/{folder}/runs/batch-{b}.h5" for b in range(self.eval_batches)]
 
     def restorer_of(self, method: str) -> str | None:
         return methods.restorer_of(method)

@@ -25,6 +25,7 @@ CFG = PRM.cfg
 METHOD_NAMES = methods.names(CFG["restorers"])
 RESTORERS = methods.restorers(CFG["restorers"])
 TRAINED = methods.trained(CFG["restorers"])
+TRAINED_HERE = [r for r in TRAINED if not methods.adapted_from(r)]  # by restorers_train
 
 
 def cli(command):
@@ -65,12 +66,15 @@ def data_inputs(wildcards):
     return [p for p in paths if p and os.path.exists(p)]
 
 
+def trained_checkpoint(restorer):
+    """A trained restorer's checkpoint (an adapted one is made by the adaptation rules)."""
+    folder = "adapt" if methods.adapted_from(restorer) else "restorers"
+    return f"{OUT}/{folder}/{restorer}.pt"
+
+
 def restore_checkpoint(wildcards):
-    return (
-        [f"{OUT}/restorers/{wildcards.restorer}.pt"]
-        if wildcards.restorer in TRAINED
-        else []
-    )
+    r = wildcards.restorer
+    return [trained_checkpoint(r)] if r in TRAINED else []
 
 
 def restore_weights(wildcards):

@@ -11,7 +11,7 @@ rule restorers_train:
     log:
         f"{OUT}/logs/restorers_train/{{method}}.log",
     wildcard_constraints:
-        method="|".join(TRAINED),
+        method="|".join(TRAINED_HERE),
     priority: 10
     conda:
         CONDA_ENV
@@ -30,6 +30,6 @@ rule restorers_train:
 
 rule restorers_all:
     input:
-        expand(f"{OUT}/restorers/{{m}}.pt", m=TRAINED),
+        expand(f"{OUT}/restorers/{{m}}.pt", m=TRAINED_HERE),
     # every trained restorer of the methods list (dvc.yaml's `restorers` stage)
     localrule: True

@@ -4,7 +4,7 @@
 
 rule robustness_run:
     input:
-        checkpoint=f"{OUT}/restorers/{{method}}.pt",
+        checkpoint=lambda w: trained_checkpoint(w.method),
         target=f"{OUT}/attack/target.pt",
         plain=f"{OUT}/evaluate/plain.h5",
         match=f"{OUT}/evaluate/match/plain.h5",

@@ -10,10 +10,10 @@ import torch
 
 from ..cli_args import common, int_at_least
 from ..errors import UserError
-from ..methods import TRAINED, section_of
+from ..methods import ADAPTED, TRAINED, adapted_from, section_of
 from ..seeding import derive_seed
 from ..fingerprint import fingerprint
-from ..io import atomic_path, check_writable, provenance
+from ..io import atomic_path, check_writable, file_sha256, provenance
 from ..runtime import device as get_device
 from ..runtime import setup
 
@@ -31,6 +31,17 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="output checkpoint (.pt)")
     p.add_argument("--history", default=None, help="optional CSV of the training loss")
     p.set_defaults(func=train_cmd)
+    p = g.add_parser("adapt", help="paper 001's stage 2: refine a trained restorer on evaluation-setting reconstructions")
+    common(p, device=True)
+    p.add_argument("--method", required=True, choices=[m.name for m in ADAPTED], help="the adapted method")
+    p.add_argument("--checkpoint", required=True, help="the stage-1 restorer G0 (restorers train --out)")
+    p.add_argument("--reconstructions", required=True, help="plain reconstructions of the adaptation network (evaluate collect --out)")
+    p.add_argument("--adaptation-target", required=True, help="the adaptation network (attack target --out), checked against --evaluation-target")
+    p.add_argument("--evaluation-target", required=True, help="the evaluated network: the adaptation network may share no image with it")
+    p.add_argument("--pool", required=True, help="pool images: the unpaired clean images of the adversarial term")
+    p.add_argument("--out", required=True)
+    p.add_argument("--history", default=None, help="optional CSV of the losses")
+    p.set_defaults(func=adapt_cmd)
 
 
 def register_restore(sub) -> None:
@@ -73,6 +84,44 @@ def train_cmd(args) -> None:
                     provenance(prm.cfg, prm.seed, preset=prm.preset, method=args.method, steps=spec.steps,
                                final_loss=history[-1]["loss"] if history else None),
                     args.overwrite)
+    state.unlink(missing_ok=True)
+    if args.history:
+        import pandas as pd
+
+        with atomic_path(args.history, overwrite=True) as tmp:
+            pd.DataFrame(history).to_csv(tmp, index=False)
+
+
+def adapt_cmd(args) -> None:
+    from ..attack.target_file import load_target
+    from ..data.store import read_image_set
+    from ..evaluate.plain import read_plain
+    from . import checkpoint
+    from .adapt import AdaptSpec, adapt
+
+    prm = setup(args)
+    dev = get_device(args, prm)
+    a = prm.section("restorers", "adapt")
+    out = check_writable(args.out, args.overwrite)
+    kind, g0, ck = checkpoint.load(args.checkpoint, dev)
+    source = adapted_from(args.method)
+    if ck.get("provenance", {}).get("method", kind) != source:
+        raise UserError(f"{args.checkpoint}: is not a {source} checkpoint; {args.method} adapts {source}")
+    pool = read_image_set(args.pool)
+    img_a, img_e = ({im.tobytes() for im in load_target(t)["images"].numpy()} for t in (args.adaptation_target, args.evaluation_target))
+    if img_a & img_e or not img_a <= {im.tobytes() for im in pool.images}:
+        raise UserError(f"{args.adaptation_target}: the adaptation network must be trained on pool images only, none of "
+                        f"them the evaluated network's ({len(img_a & img_e)} shared)")
+    recon, _ = read_plain(args.reconstructions)
+    spec = AdaptSpec(a["steps"], a["batch"], a["lr"], a["adversarial_weight"], a["discriminator"]["channels"], a["checkpoint_every"],
+                     a["log_every"])
+    state = out.with_name(out.name + ".adapt-state")
+    fp = fingerprint({"adapt": a, "g0": file_sha256(args.checkpoint), "recon": file_sha256(args.reconstructions),
+                      "pool": file_sha256(args.pool), "seed": prm.seed, "device": dev.type}, "restorers")
+    g, history = adapt(g0, recon, pool.images, spec, derive_seed(prm.seed, "adapt", args.method), state, fp, dev)
+    checkpoint.save(out, kind, ck["config"], g.state_dict(),
+                    provenance(prm.cfg, prm.seed, preset=prm.preset, method=args.method, adapted_from=source, steps=spec.steps,
+                               reconstructions=len(recon)), args.overwrite)
     state.unlink(missing_ok=True)
     if args.history:
         import pandas as pd

@@ -44,7 +44,7 @@ def reads_params(method: str, restorers_cfg: dict) -> dict:
     and its own corruption, not the list of evaluated variants."""
     v = parse(method)
     if v is None:
-        return restorers_cfg[method]
+        return restorers_cfg[section_of(method)]
     n = restorers_cfg[section_of(method)]
     own = {"recon2recon": n["recon2recon"]} if v.target == "recon" else {"corruption": n["corruptions"][v.corruption]}
     return {"network": n["network"], "train": n["train"], **own}
@@ -114,7 +114,7 @@ def recipe(method: str, restorers_cfg: dict, resample: dict, seed: int, manifest
             return bfdncnn_loss(m, b.target, b.recon)
 
         return Recipe("bfdncnn", rcfg["network"], loss_fn, stream, reads)
-    raise UserError(f"{method!r} is not a trained restorer")
+    raise UserError(f"{method!r} is not trained by `restorers train` (an adapted restorer: `restorers adapt`)")
 
 
 def describe(stream) -> str:
