@@ -63,6 +63,8 @@ def tiny_doc(params_doc) -> dict:
     n["network"]["width"] = 8
     n["train"].update(steps=6, batch=8, checkpoint_every=3, log_every=2)
     n["recon2recon"]["pairs"] = "any"
+    # the adaptation study runs in its own CLI test (test_adaptation_through_the_cli) and in the demo
+    p["restorers"]["adapt"].update(enabled=False, steps=4, batch=8, log_every=2)
     ev = p["evaluate"]
     ev.update(images_per_class=4, runs=3, runs_per_job=2, runs_per_batch=2)
     ev["train"]["epochs"] = 200

@@ -266,3 +266,39 @@ def test_robustness_commands_on_the_tiny_pipeline(pipeline, tmp_path):
     assert set(drops) == {f"{m}/{i}" for m in trained for i in ("plain", "training")}
     assert (tmp_path / "rep" / "robustness_psnr_ratio.png").read_bytes()[:4] == b"\x89PNG"
     assert "| BF-DnCNN | plain | 2 |" in (tmp_path / "rep" / "robustness.md").read_text()
+
+
+def test_adaptation_through_the_cli(pipeline, tmp_path):
+    """Paper 001's stage 2 as the workflow runs it: an adaptation network on pool images (none
+    of them the evaluated network's), its evaluation-setting runs, the adapted BF-DnCNN, and
+    its restorations matched like any method."""
+    o = pipeline
+    P = ["--params", o.parent / "params.yaml"]
+    a = tmp_path / "adapt"
+    assert run("attack", "target", *P, "--heldout", o / "pool.h5", "--out", a / "target.pt") == 0
+    from recon_restore.data.store import read_image_set
+
+    ta, te = (torch.load(p, weights_only=True)["images"].numpy() for p in (a / "target.pt", o / "target.pt"))
+    pool = {im.tobytes() for im in read_image_set(o / "pool.h5").images}
+    assert {im.tobytes() for im in ta} <= pool and not {im.tobytes() for im in ta} & {im.tobytes() for im in te}
+    for b in (0, 1):
+        assert run("attack", "runs", *P, "--target", a / "target.pt", "--batch", b, "--out", a / f"runs-{b}.h5") == 0
+    assert run("evaluate", "collect", *P, "--target", a / "target.pt", "--runs", a / "runs-0.h5", a / "runs-1.h5", "--out", a / "plain.h5") == 0
+    common = ["--method", "bfdncnn_adapted", "--checkpoint", o / "bfdncnn.pt", "--reconstructions", a / "plain.h5", "--pool", o / "pool.h5",
+              "--evaluation-target", o / "target.pt"]
+    # the evaluated network itself as the adaptation network: refused, nothing written
+    assert run("restorers", "adapt", *P, *common, "--adaptation-target", o / "target.pt", "--out", a / "bad.pt") == 2
+    assert not (a / "bad.pt").exists()
+    assert run("restorers", "adapt", *P, *common[:2], "--checkpoint", o / "edm.pt", *common[4:], "--adaptation-target", a / "target.pt",
+               "--out", a / "bad.pt") == 2  # G0 must be BF-DnCNN
+    assert run("restorers", "adapt", *P, *common, "--adaptation-target", a / "target.pt", "--out", a / "bfdncnn_adapted.pt",
+               "--history", a / "h.csv") == 0
+    ck = torch.load(a / "bfdncnn_adapted.pt", weights_only=True)
+    assert ck["kind"] == "bfdncnn" and ck["provenance"]["method"] == "bfdncnn_adapted"
+    assert pd.read_csv(a / "h.csv").fidelity.iloc[0] >= 0
+    assert run("evaluate", "restore", *P, "--restorer", "bfdncnn_adapted", "--plain", o / "plain.h5", "--checkpoint", a / "bfdncnn_adapted.pt",
+               "--out", a / "r.h5") == 0
+    assert run("evaluate", "restore", *P, "--restorer", "bfdncnn", "--plain", o / "plain.h5", "--checkpoint", a / "bfdncnn_adapted.pt",
+               "--out", a / "r2.h5") == 2  # an adapted checkpoint is not the stage-1 restorer
+    assert run("evaluate", "match", *P, "--method", "bfdncnn_adapted", "--target", o / "target.pt", "--plain", o / "plain.h5",
+               "--galleries", o / "galleries.h5", "--restored", a / "r.h5", "--out", a / "m.h5") == 0

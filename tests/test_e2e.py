@@ -28,6 +28,9 @@ def test_demo_workflow_end_to_end(demo_run):
     assert manifest["pairs"] > 0 and len(manifest["shards"]) == 2
     for f in ("edm.pt", "bfdncnn.pt", "n2n_gaussian_l2.pt", "n2c_gaussian_l2.pt", "recon2recon_l2.pt"):
         assert (out / "restorers" / f).stat().st_size > 0
+    assert (out / "adapt" / "bfdncnn_adapted.pt").stat().st_size > 0  # paper 001's adaptation runs in the demo
+    rob = pd.read_csv(out / "report" / "robustness" / "robustness.csv")  # and the attacks on every trained restorer (paper 004)
+    assert set(rob.method) == set(methods.trained(load_params(demo_run / "params.yaml").section("restorers")))
     summary = pd.read_csv(out / "report" / "tables" / "summary.csv")
     assert list(summary["method"]) == [m for m in names if m not in metrics["skipped"]]
     for c in ("good", "good_lo", "good_hi", "good_none", "null_mean", "null_min", "null_max", "excess", "mean_psnr"):

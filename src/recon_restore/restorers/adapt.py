@@ -136,7 +136,11 @@ def adapt(g0: nn.Module, recon: torch.Tensor, clean: np.ndarray, spec: AdaptSpec
             log.info("adapt step %d: fidelity %.4g, adversarial %.4g, discriminator %.4g", step, *(v / k for v in run.values()))
             run = dict.fromkeys(run, 0.0)
         if spec.checkpoint_every and step % spec.checkpoint_every == 0 and step < spec.steps:
-            with atomic_path(state_path, overwrite=True) as tmp:
-                torch.save({"g": g.state_dict(), "d": d.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                            "step": step, "history": history, "fingerprint": fingerprint}, tmp)
+            _save_state(state_path, {"g": g.state_dict(), "d": d.state_dict(), "opt_g": opt_g.state_dict(),
+                                     "opt_d": opt_d.state_dict(), "step": step, "history": history, "fingerprint": fingerprint})
     return g.eval(), history
+
+
+def _save_state(path: Path, state: dict) -> None:
+    with atomic_path(path, overwrite=True) as tmp:
+        torch.save(state, tmp)
