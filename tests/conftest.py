@@ -37,6 +37,16 @@ def requires_cifair_lists():
     return pytest.mark.skipif(not CIFAIR_LISTS.is_dir(), reason=f"ciFAIR duplicate lists not found at {CIFAIR_LISTS}")
 
 
+def save_then_die(save):
+    """``save`` that writes its state, then stops the process as a kill would (resume tests)."""
+
+    def wrapper(*a, **k):
+        save(*a, **k)
+        raise KeyboardInterrupt
+
+    return wrapper
+
+
 @pytest.fixture(scope="session")
 def params_doc() -> dict:
     return yaml.safe_load((REPO / "params.yaml").read_text())

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import save_then_die
+
 from recon_restore.restorers import adapt as ad
 from recon_restore.restorers.adapt import AdaptSpec, Discriminator, adapt, discriminator_loss, generator_loss
 from recon_restore.restorers.bfdncnn import BFDnCNN
@@ -51,12 +53,7 @@ def test_killed_adaptation_resumes_identically(tmp_path, monkeypatch):
     spec = AdaptSpec(steps=6, batch=8, lr=1e-3, adversarial_weight=1e-2, discriminator_channels=4, checkpoint_every=3, log_every=2)
     ref, _ = adapt(g0, recon, clean, spec, 7, tmp_path / "ref-state", "fp")
     orig = ad._save_state
-
-    def save_then_die(*a, **k):
-        orig(*a, **k)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(ad, "_save_state", save_then_die)
+    monkeypatch.setattr(ad, "_save_state", save_then_die(orig))
     with pytest.raises(KeyboardInterrupt):
         adapt(g0, recon, clean, spec, 7, tmp_path / "state", "fp")
     monkeypatch.setattr(ad, "_save_state", orig)

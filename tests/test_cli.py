@@ -11,6 +11,8 @@ import pytest
 import torch
 import yaml
 
+from conftest import save_then_die
+
 from recon_restore import methods
 from recon_restore.cli import main
 from recon_restore.config import load_params
@@ -190,12 +192,7 @@ def test_killed_restorer_training_resumes_identically(pipeline, tmp_path, tiny_p
     ref = tmp_path / "ref.pt"
     assert run("restorers", "train", *P, "--out", ref) == 0
     orig = tr._save_state
-
-    def save_then_die(*a, **k):
-        orig(*a, **k)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(tr, "_save_state", save_then_die)
+    monkeypatch.setattr(tr, "_save_state", save_then_die(orig))
     out = tmp_path / "resumed.pt"
     with pytest.raises(KeyboardInterrupt):
         run("restorers", "train", *P, "--out", out)

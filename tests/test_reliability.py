@@ -8,6 +8,8 @@ import pytest
 import torch
 import yaml
 
+from conftest import save_then_die
+
 from recon_restore.cli import main
 from recon_restore.restorers import checkpoint
 from recon_restore.restorers.bfdncnn import BFDnCNN
@@ -233,12 +235,7 @@ def test_restorer_training_state_of_other_settings_is_not_resumed(tmp_path, tiny
     assert run("dataset", "shard", *P, "--pool", o / "pool.h5", "--plan", o / "w.json", "--job", 0, "--out", o / "s.h5") == 0
     assert run("dataset", "manifest", *P, "--shards", o / "s.h5", "--out", o / "m.json") == 0
     orig = tr._save_state
-
-    def save_then_die(*a, **k):
-        orig(*a, **k)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(tr, "_save_state", save_then_die)
+    monkeypatch.setattr(tr, "_save_state", save_then_die(orig))
     with pytest.raises(KeyboardInterrupt):
         run("restorers", "train", *P, "--method", "bfdncnn", "--manifest", o / "m.json", "--out", o / "bf.pt")
     monkeypatch.setattr(tr, "_save_state", orig)

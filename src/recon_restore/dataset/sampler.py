@@ -44,7 +44,7 @@ class Batch:
         return Batch(img(self.recon), img(self.target), self.aug_label.to(device, dtype), self.noise, img(self.valid))
 
 
-def _gather(arr, rows: np.ndarray) -> np.ndarray:
+def gather_rows(arr, rows: np.ndarray) -> np.ndarray:
     """arr[rows] for a memmap (any order) or an h5py dataset (one sorted, unique read)."""
     if isinstance(arr, np.ndarray):
         return np.asarray(arr[rows])
@@ -153,10 +153,10 @@ class BalancedSampler:
             sh = self.shards[s]
             order = np.argsort(rows, kind="stable")  # sequential access within the shard
             rows, pos = rows[order], pos[order]
-            trow = _gather(sh.target_row, rows).astype(np.int64)
-            recon[pos] = _gather(sh.recon, rows)
-            target[pos] = _gather(sh.image, trow)
-            label[pos] = _gather(sh.aug_label, trow)
+            trow = gather_rows(sh.target_row, rows).astype(np.int64)
+            recon[pos] = gather_rows(sh.recon, rows)
+            target[pos] = gather_rows(sh.image, trow)
+            label[pos] = gather_rows(sh.aug_label, trow)
         noise_pos = np.nonzero(is_noise)[0]
         if len(noise_pos):
             rng = np.random.default_rng(derive_seed(self.seed, "noise", r, w0))
@@ -166,11 +166,11 @@ class BalancedSampler:
             for s in np.unique(pick[:, 0]):
                 m = pick[:, 0] == s
                 sh = self.shards[s]
-                means = torch.from_numpy(np.asarray(_gather(sh.mean, pick[m, 1]), dtype=np.float32))
+                means = torch.from_numpy(np.asarray(gather_rows(sh.mean, pick[m, 1]), dtype=np.float32))
                 pp = postprocess(eps[m], means)
                 recon[noise_pos[m]] = (pp * 255).round().to(torch.uint8).numpy()
-                target[noise_pos[m]] = _gather(sh.image, tsel[m])
-                label[noise_pos[m]] = _gather(sh.aug_label, tsel[m])
+                target[noise_pos[m]] = gather_rows(sh.image, tsel[m])
+                label[noise_pos[m]] = gather_rows(sh.aug_label, tsel[m])
         return [recon, target, label, is_noise]
 
 

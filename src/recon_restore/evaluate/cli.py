@@ -105,9 +105,7 @@ def restore_cmd(args) -> None:
         if not args.checkpoint:
             raise UserError(f"evaluate restore --restorer {args.restorer} needs --checkpoint")
         kind, model, ck = checkpoint.load(args.checkpoint, dev)
-        made_for = ck.get("provenance", {}).get("method", kind)
-        if made_for != args.restorer:
-            raise UserError(f"{args.checkpoint}: is a {made_for} checkpoint, expected {args.restorer}")
+        checkpoint.require_method(ck, args.checkpoint, args.restorer)
         if kind in ("bfdncnn", "n2n"):
             outs[args.restorer] = restore_direct(model, plain, ev["restore_batch"], dev).single
         else:

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from ..errors import UserError
 from ..io import atomic_path
 from ..seeding import derive_seed
+from .bfdncnn import BiasFreeBatchNorm
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,14 @@ class AdaptSpec:
     log_every: int = 50
 
 
+def check_adaptation_images(adaptation: np.ndarray, evaluated: np.ndarray, pool: np.ndarray, where) -> None:
+    """The adaptation network trains on pool images only, none of them the evaluated network's."""
+    a, e = ({im.tobytes() for im in x} for x in (adaptation, evaluated))
+    if a & e or not a <= {im.tobytes() for im in pool}:
+        raise UserError(f"{where}: the adaptation network must be trained on pool images only, none of them the "
+                        f"evaluated network's ({len(a & e)} shared, {len(a - {im.tobytes() for im in pool})} not in the pool)")
+
+
 def fidelity(g_out: torch.Tensor, surrogate: torch.Tensor) -> torch.Tensor:
     """Paper 001, eq. 2: mean squared error to the surrogate target G0(Y)."""
     return F.mse_loss(g_out, surrogate)
@@ -90,7 +99,9 @@ def adapt(g0: nn.Module, recon: torch.Tensor, clean: np.ndarray, spec: AdaptSpec
         raise UserError("restorers adapt: no adaptation reconstructions or no clean images")
     g0 = g0.to(device).eval().requires_grad_(False)
     g = copy.deepcopy(g0).requires_grad_(True).train()
-    g.apply(lambda m: m.eval() if "BatchNorm" in type(m).__name__ else None)  # keep G0's normalisation statistics
+    for m in g.modules():  # keep G0's normalisation statistics (running variance), so G = G0 at the start
+        if isinstance(m, (BiasFreeBatchNorm, nn.modules.batchnorm._NormBase)):
+            m.eval()
     torch.manual_seed(derive_seed(seed, "adapt-discriminator"))
     d = Discriminator(spec.discriminator_channels).to(device)
     opt_g = torch.optim.Adam(g.parameters(), lr=spec.lr)

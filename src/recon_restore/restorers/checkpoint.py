@@ -58,3 +58,11 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[str, tor
     except RuntimeError as e:
         raise UserError(f"{p}: state_dict does not match its config ({e})") from None
     return ck["kind"], model.to(device).eval(), ck
+
+
+def require_method(ck: dict, path: str | Path, method: str) -> None:
+    """Refuse a checkpoint made for another method (its provenance names the method; older
+    checkpoints without it are named by their kind)."""
+    made_for = ck.get("provenance", {}).get("method", ck.get("kind"))
+    if made_for != method:
+        raise UserError(f"{path}: is a {made_for} checkpoint, expected {method}")

@@ -76,7 +76,8 @@ def train_cmd(args) -> None:
     model = checkpoint.build(rec.kind, rec.config)
     state = out.with_name(out.name + ".train-state")
     log.info("%s: %d parameters; %s", args.method, sum(p.numel() for p in model.parameters()), describe(rec.stream))
-    fp = fingerprint({"restorer": reads_params(args.method, prm.section("restorers")), "method": args.method, "reads": rec.reads, "seed": prm.seed, "device": dev.type}, "restorers")
+    fp = fingerprint({"restorer": reads_params(args.method, prm.section("restorers")), "method": args.method, "reads": rec.reads,
+                      "seed": prm.seed, "device": dev.type}, "restorers")
     final, history = train(model, rec.loss_fn, rec.stream, spec, dev, state, derive_seed(prm.seed, "restorer-train", args.method),
                            args.progress, f"train {args.method}", fp)
     rec.stream.close()
@@ -85,11 +86,7 @@ def train_cmd(args) -> None:
                                final_loss=history[-1]["loss"] if history else None),
                     args.overwrite)
     state.unlink(missing_ok=True)
-    if args.history:
-        import pandas as pd
-
-        with atomic_path(args.history, overwrite=True) as tmp:
-            pd.DataFrame(history).to_csv(tmp, index=False)
+    _write_history(args.history, history)
 
 
 def adapt_cmd(args) -> None:
@@ -97,7 +94,7 @@ def adapt_cmd(args) -> None:
     from ..data.store import read_image_set
     from ..evaluate.plain import read_plain
     from . import checkpoint
-    from .adapt import AdaptSpec, adapt
+    from .adapt import AdaptSpec, adapt, check_adaptation_images
 
     prm = setup(args)
     dev = get_device(args, prm)
@@ -105,13 +102,10 @@ def adapt_cmd(args) -> None:
     out = check_writable(args.out, args.overwrite)
     kind, g0, ck = checkpoint.load(args.checkpoint, dev)
     source = adapted_from(args.method)
-    if ck.get("provenance", {}).get("method", kind) != source:
-        raise UserError(f"{args.checkpoint}: is not a {source} checkpoint; {args.method} adapts {source}")
+    checkpoint.require_method(ck, args.checkpoint, source)
     pool = read_image_set(args.pool)
-    img_a, img_e = ({im.tobytes() for im in load_target(t)["images"].numpy()} for t in (args.adaptation_target, args.evaluation_target))
-    if img_a & img_e or not img_a <= {im.tobytes() for im in pool.images}:
-        raise UserError(f"{args.adaptation_target}: the adaptation network must be trained on pool images only, none of "
-                        f"them the evaluated network's ({len(img_a & img_e)} shared)")
+    check_adaptation_images(load_target(args.adaptation_target)["images"].numpy(),
+                            load_target(args.evaluation_target)["images"].numpy(), pool.images, args.adaptation_target)
     recon, _ = read_plain(args.reconstructions)
     spec = AdaptSpec(a["steps"], a["batch"], a["lr"], a["adversarial_weight"], a["discriminator"]["channels"], a["checkpoint_every"],
                      a["log_every"])
@@ -123,10 +117,15 @@ def adapt_cmd(args) -> None:
                     provenance(prm.cfg, prm.seed, preset=prm.preset, method=args.method, adapted_from=source, steps=spec.steps,
                                reconstructions=len(recon)), args.overwrite)
     state.unlink(missing_ok=True)
-    if args.history:
+    _write_history(args.history, history)
+
+
+def _write_history(path: str | None, history: list[dict]) -> None:
+    """The optional loss log of a training command, as CSV."""
+    if path:
         import pandas as pd
 
-        with atomic_path(args.history, overwrite=True) as tmp:
+        with atomic_path(path, overwrite=True) as tmp:
             pd.DataFrame(history).to_csv(tmp, index=False)
 
 

@@ -61,9 +61,7 @@ def run_cmd(args) -> None:
     cfg = prm.section("robustness")
     out = check_writable(args.out, args.overwrite)
     kind, model, ck = checkpoint.load(args.checkpoint, dev)
-    made_for = ck.get("provenance", {}).get("method", kind)
-    if made_for != args.method:
-        raise UserError(f"{args.checkpoint}: is a {made_for} checkpoint, expected {args.method}")
+    checkpoint.require_method(ck, args.checkpoint, args.method)
     f = restorer_fn(kind, model, prm.seed, cfg["edm_steps"], prm.section("restorers", "edm")["sampler"] if kind == "edm" else None)
     plain, _ = read_plain(args.plain)
     m = read_match(args.match)

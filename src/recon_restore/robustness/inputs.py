@@ -65,6 +65,7 @@ def training_inputs(method: str, n: int, seed: int, heldout: np.ndarray, n2n_cfg
             c[k] = sum(c[k]) / 2  # the middle of the training range
         noisy, _ = corrupt(clean, v.corruption, c, torch_generator(seed, "robustness-corrupt", method))
         return noisy, clean
+    from ..dataset.sampler import gather_rows
     from ..dataset.shards import memmap_or_dataset, open_shard
 
     files = [open_shard(p) for p in shards]
@@ -77,10 +78,8 @@ def training_inputs(method: str, n: int, seed: int, heldout: np.ndarray, n2n_cfg
         for i, f in enumerate(files):
             rows = glob[(glob >= off[i]) & (glob < off[i + 1])] - off[i]
             if len(rows):
-                rec, tr = memmap_or_dataset(f, "pairs/recon"), f["pairs/target_row"][()]
-                img = memmap_or_dataset(f, "targets/image")
-                x.append(np.asarray(rec[rows]))
-                y.append(np.asarray(img[np.sort(tr[rows])])[np.argsort(np.argsort(tr[rows]))])
+                x.append(gather_rows(memmap_or_dataset(f, "pairs/recon"), rows))
+                y.append(gather_rows(memmap_or_dataset(f, "targets/image"), f["pairs/target_row"][()][rows]))
         return torch.from_numpy(np.concatenate(x)).float() / 255, torch.from_numpy(np.concatenate(y)).float() / 255
     finally:
         for f in files:

@@ -18,13 +18,14 @@ resumed run continues the same stream.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
 
-from ...dataset.sampler import Batch, _gather
+from ...dataset.sampler import Batch, gather_rows
 from ...dataset.shards import memmap_or_dataset, open_shard
 from ...seeding import derive_seed, torch_generator
 from .corruption import corrupt
@@ -33,7 +34,9 @@ from ...methods import Variant
 PAIRINGS = ("candidates", "any")
 
 
+@lru_cache(maxsize=4)
 def _epoch_order(n: int, seed: int, label: str, epoch: int) -> np.ndarray:
+    """The epoch's permutation (cached: every batch of an epoch reads the same one)."""
     return np.random.default_rng(derive_seed(seed, label, epoch)).permutation(n)
 
 
@@ -125,7 +128,7 @@ class ReconPairs:
         out = np.empty((len(k), 3, 32, 32), dtype=np.uint8)
         for s in np.unique(self.shard[k]):
             m = self.shard[k] == s
-            out[m] = _gather(self.recon[s], self.row[k[m]])
+            out[m] = gather_rows(self.recon[s], self.row[k[m]])
         return torch.from_numpy(out).float().div_(255)
 
     def close(self) -> None:
