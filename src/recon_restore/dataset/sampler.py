@@ -37,11 +37,12 @@ class Batch:
     aug_label: torch.Tensor  # (B, 9)
     noise: torch.Tensor  # (B,) bool: noise-only example
     valid: torch.Tensor | None = None  # (B, 1, 32, 32): target pixels that enter the loss (None: all)
+    part: tuple[int, int, int] | None = None  # rows [lo, hi) of a global batch of n (data-parallel training)
 
     def to(self, device: torch.device, dtype: torch.dtype) -> "Batch":
         """The batch on ``device``: images in ``dtype`` and channels-last, labels in ``dtype``."""
         img = lambda t: None if t is None else t.to(device, dtype).contiguous(memory_format=torch.channels_last)  # noqa: E731
-        return Batch(img(self.recon), img(self.target), self.aug_label.to(device, dtype), self.noise, img(self.valid))
+        return Batch(img(self.recon), img(self.target), self.aug_label.to(device, dtype), self.noise, img(self.valid), self.part)
 
 
 def gather_rows(arr, rows: np.ndarray) -> np.ndarray:
@@ -115,9 +116,12 @@ class BalancedSampler:
     def expected_per_repeat(self) -> float:
         return float(self.keep_prob.sum()) / (1 - self.noise_fraction)
 
-    def batches(self, batch_size: int, start: int = 0) -> Iterator[Batch]:
-        """Infinite stream of batches, starting after ``start`` examples."""
-        r, pos = 0, start
+    def batches(self, batch_size: int, start: int = 0, part: tuple[int, int] | None = None) -> Iterator[Batch]:
+        """Infinite stream of batches, starting after ``start`` examples (a multiple of
+        ``batch_size``). ``part=(lo, hi)``: only rows lo..hi-1 of every batch, and only those
+        examples are read (data-parallel training: each process reads its own rows)."""
+        lo, hi = part or (0, batch_size)
+        r, pos, t = 0, start, start  # t: stream index of the example at ``pos`` of repeat r
         stash: list[np.ndarray] | None = None
         while True:
             ex = self.repeat_examples(r)
@@ -126,51 +130,61 @@ class BalancedSampler:
                 r += 1
                 continue
             for w0 in range(pos - pos % self.window, len(ex), self.window):
-                win = self._read(ex[w0 : w0 + self.window], r, w0)
-                lo = max(0, pos - w0)
-                parts = [a[lo:] for a in win]
-                pos = w0 + len(ex[w0 : w0 + self.window])
+                w1 = min(w0 + self.window, len(ex))
+                slot = (t - (pos - w0) + np.arange(w1 - w0)) % batch_size  # row of each window example in its batch
+                own = (np.arange(w0, w1) >= pos) & (slot >= lo) & (slot < hi)
+                parts = self._read(ex[w0:w1], r, w0, own)
+                t += w1 - pos
+                pos = w1
                 if stash is not None:
                     parts = [np.concatenate([a, b]) for a, b in zip(stash, parts)]
-                n = (len(parts[0]) // batch_size) * batch_size
-                for i in range(0, n, batch_size):
-                    yield _to_batch([a[i : i + batch_size] for a in parts])
+                k = hi - lo
+                n = (len(parts[0]) // k) * k
+                for i in range(0, n, k):
+                    yield _to_batch([a[i : i + k] for a in parts])
                 stash = [a[n:] for a in parts] if n < len(parts[0]) else None
             r, pos = r + 1, 0
 
-    def _read(self, win: np.ndarray, r: int, w0: int) -> list[np.ndarray]:
-        """uint8 recon and target, float32 labels and a noise flag for a window of examples."""
-        B = len(win)
+    def _read(self, win: np.ndarray, r: int, w0: int, own: np.ndarray | None = None) -> list[np.ndarray]:
+        """uint8 recon and target, float32 labels and a noise flag for the examples of a window
+        that ``own`` selects (all by default). Noise examples are drawn for the whole window,
+        so that an example does not depend on which others are read."""
+        own = np.ones(len(win), dtype=bool) if own is None else own
+        is_noise = win < 0
+        slot = np.cumsum(own) - 1  # output row of each owned window position
+        B = int(own.sum())
         recon = np.empty((B, *IMAGE_SHAPE), np.uint8)
         target = np.empty((B, *IMAGE_SHAPE), np.uint8)
         label = np.empty((B, 9), np.float32)
-        is_noise = win < 0
-        real = np.nonzero(~is_noise)[0]
+        real = np.nonzero(~is_noise & own)[0]
         shard_of = np.searchsorted(self.offsets, win[real], side="right") - 1
         for s in np.unique(shard_of):
             pos = real[shard_of == s]
             rows = win[pos] - self.offsets[s]
             sh = self.shards[s]
             order = np.argsort(rows, kind="stable")  # sequential access within the shard
-            rows, pos = rows[order], pos[order]
+            rows, out = rows[order], slot[pos[order]]
             trow = gather_rows(sh.target_row, rows).astype(np.int64)
-            recon[pos] = gather_rows(sh.recon, rows)
-            target[pos] = gather_rows(sh.image, trow)
-            label[pos] = gather_rows(sh.aug_label, trow)
+            recon[out] = gather_rows(sh.recon, rows)
+            target[out] = gather_rows(sh.image, trow)
+            label[out] = gather_rows(sh.aug_label, trow)
         noise_pos = np.nonzero(is_noise)[0]
         if len(noise_pos):
             rng = np.random.default_rng(derive_seed(self.seed, "noise", r, w0))
             pick = self.runs[rng.integers(len(self.runs), size=len(noise_pos))]
             tsel = pick[:, 2] + rng.integers(0, pick[:, 3])
             eps = torch.from_numpy(rng.standard_normal((len(noise_pos), *IMAGE_SHAPE), dtype=np.float32))
-            for s in np.unique(pick[:, 0]):
-                m = pick[:, 0] == s
+            mine = own[noise_pos]
+            for s in np.unique(pick[mine, 0]):
+                m = (pick[:, 0] == s) & mine
                 sh = self.shards[s]
                 means = torch.from_numpy(np.asarray(gather_rows(sh.mean, pick[m, 1]), dtype=np.float32))
                 pp = postprocess(eps[m], means)
-                recon[noise_pos[m]] = (pp * 255).round().to(torch.uint8).numpy()
-                target[noise_pos[m]] = gather_rows(sh.image, tsel[m])
-                label[noise_pos[m]] = gather_rows(sh.aug_label, tsel[m])
+                out = slot[noise_pos[m]]
+                recon[out] = (pp * 255).round().to(torch.uint8).numpy()
+                target[out] = gather_rows(sh.image, tsel[m])
+                label[out] = gather_rows(sh.aug_label, tsel[m])
+        is_noise = is_noise[own]
         return [recon, target, label, is_noise]
 
 

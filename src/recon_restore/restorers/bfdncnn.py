@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .distributed import batch_variance
+
 
 class BiasFreeBatchNorm(nn.Module):
     def __init__(self, c: int, eps: float = 1e-5, momentum: float = 0.1):
@@ -27,7 +29,7 @@ class BiasFreeBatchNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
-            var = x.transpose(0, 1).flatten(1).var(dim=1, unbiased=True)
+            var = batch_variance(x.transpose(0, 1).flatten(1))  # over all processes when data parallel
             with torch.no_grad():
                 self.running_var.mul_(1 - self.momentum).add_(self.momentum * var.detach())
         else:

@@ -61,12 +61,27 @@ def register_restore(sub) -> None:
 
 
 def train_cmd(args) -> None:
-    from . import checkpoint
+    from . import distributed
+    from .recipes import train_spec
+
+    prm = setup(args)
+    check_writable(args.out, args.overwrite)
+    spec = train_spec(prm.section("restorers", section_of(args.method))["train"])
+    distributed.Group(0, spec.gpus).part(spec.batch)  # a batch that cannot be split: one clear error, before launching
+    distributed.run(_train, spec.gpus, get_device(args, prm), args)
+
+
+def _train(args) -> None:
+    """One training process (of ``train.gpus``): every process trains, the first one writes."""
+    from . import checkpoint, distributed
     from .recipes import describe, reads_params, recipe, train_spec
     from .train import train
 
     prm = setup(args)
-    dev = get_device(args, prm)
+    group = distributed.current()
+    dev = distributed.device_of(get_device(args, prm))
+    if group.world > 1 and dev.type == "cpu":
+        torch.set_num_threads(max(1, torch.get_num_threads() // group.world))
     rcfg = prm.section("restorers", section_of(args.method))
     res = prm.section("dataset", "resample")
     out = check_writable(args.out, args.overwrite)
@@ -75,18 +90,21 @@ def train_cmd(args) -> None:
     torch.manual_seed(derive_seed(prm.seed, "restorer-init", args.method))
     model = checkpoint.build(rec.kind, rec.config)
     state = out.with_name(out.name + ".train-state")
-    log.info("%s: %d parameters; %s", args.method, sum(p.numel() for p in model.parameters()), describe(rec.stream))
+    log.info("%s: %d parameters; %s; %d process(es)", args.method, sum(p.numel() for p in model.parameters()),
+             describe(rec.stream), group.world)
     fp = fingerprint({"restorer": reads_params(args.method, prm.section("restorers")), "method": args.method, "reads": rec.reads,
                       "seed": prm.seed, "device": dev.type}, "restorers")
     final, history = train(model, rec.loss_fn, rec.stream, spec, dev, state, derive_seed(prm.seed, "restorer-train", args.method),
-                           args.progress, f"train {args.method}", fp)
+                           args.progress and group.main, f"train {args.method}", fp)
     rec.stream.close()
-    checkpoint.save(out, rec.kind, rec.config, final.state_dict(),
-                    provenance(prm.cfg, prm.seed, preset=prm.preset, method=args.method, steps=spec.steps,
-                               final_loss=history[-1]["loss"] if history else None),
-                    args.overwrite)
-    state.unlink(missing_ok=True)
-    _write_history(args.history, history)
+    if group.main:
+        checkpoint.save(out, rec.kind, rec.config, final.state_dict(),
+                        provenance(prm.cfg, prm.seed, preset=prm.preset, method=args.method, steps=spec.steps, gpus=group.world,
+                                   final_loss=history[-1]["loss"] if history else None),
+                        args.overwrite)
+        state.unlink(missing_ok=True)
+        _write_history(args.history, history)
+    distributed.barrier()
 
 
 def adapt_cmd(args) -> None:

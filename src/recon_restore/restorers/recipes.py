@@ -35,19 +35,23 @@ def train_spec(t: dict) -> TrainSpec:
                      lr_rampup_images=t.get("lr_rampup_images", 0.0), rampdown_fraction=t.get("rampdown_fraction", 0.0),
                      betas=tuple(t.get("betas", (0.9, 0.999))), halve_after=t.get("halve_after"),
                      halve_every=t.get("halve_every"), ema_halflife_images=t.get("ema_halflife_images"),
-                     ema_rampup_ratio=t.get("ema_rampup_ratio"), checkpoint_every=t["checkpoint_every"], log_every=t["log_every"])
+                     ema_rampup_ratio=t.get("ema_rampup_ratio"), checkpoint_every=t["checkpoint_every"], log_every=t["log_every"],
+                     gpus=t.get("gpus", 1))
 
 
 def reads_params(method: str, restorers_cfg: dict) -> dict:
     """The part of the ``restorers`` params a trained method reads (its fingerprint and the
     workflow's rerun trigger): a Noise2Noise variant reads the shared network and schedule
-    and its own corruption, not the list of evaluated variants."""
+    and its own corruption, not the list of evaluated variants. The number of data-parallel
+    processes (``train.gpus``) is left out: it does not change the result, so a training
+    may resume with another."""
     v = parse(method)
+    sec = restorers_cfg[section_of(method)]
+    train = {k: x for k, x in sec["train"].items() if k != "gpus"}
     if v is None:
-        return restorers_cfg[section_of(method)]
-    n = restorers_cfg[section_of(method)]
-    own = {"recon2recon": n["recon2recon"]} if v.target == "recon" else {"corruption": n["corruptions"][v.corruption]}
-    return {"network": n["network"], "train": n["train"], **own}
+        return dict(sec, train=train)
+    own = {"recon2recon": sec["recon2recon"]} if v.target == "recon" else {"corruption": sec["corruptions"][v.corruption]}
+    return {"network": sec["network"], "train": train, **own}
 
 
 def needs(method: str) -> str:
@@ -104,7 +108,7 @@ def recipe(method: str, restorers_cfg: dict, resample: dict, seed: int, manifest
         P_mean, P_std = rcfg["P_mean"], rcfg["P_std"]
 
         def loss_fn(m, b, g, step):
-            return edm_loss(m, b.target * 2 - 1, b.recon * 2 - 1, b.aug_label, P_mean, P_std, g)
+            return edm_loss(m, b.target * 2 - 1, b.recon * 2 - 1, b.aug_label, P_mean, P_std, g, b.part)
 
         return Recipe("edm", {"network": rcfg["network"], "sigma_data": rcfg["sigma_data"]}, loss_fn, stream, reads)
     if method == "bfdncnn":

@@ -10,6 +10,11 @@ Schedules: EDM ramps the learning rate up linearly over ``lr_rampup_images`` and
 it constant; BF-DnCNN halves it after ``halve_after`` batches and every ``halve_every``
 batches after that; the Noise2Noise U-Net ramps it down over the last
 ``rampdown_fraction`` of the steps by a raised cosine, squared (Lehtinen et al.).
+
+Data parallel (``distributed``): with G processes each trains on its rows of every global
+batch of ``batch`` examples and DistributedDataParallel averages the gradients; the
+schedules, the EMA and the saved states are those of the global batch, whatever G is, and
+only the first process writes.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import torch
 from tqdm import tqdm
 
 from ..precision import dtype_of, matmul_mode
+from . import distributed
 from ..dataset.sampler import BalancedSampler, Batch
 from ..errors import UserError
 from ..io import atomic_path
@@ -48,6 +54,7 @@ class TrainSpec:
     ema_rampup_ratio: float | None = None
     checkpoint_every: int = 0
     log_every: int = 50
+    gpus: int = 1  # data-parallel processes (one per GPU); the batch above is the global batch
 
 
 def learning_rate(spec: TrainSpec, step: int) -> float:
@@ -88,6 +95,9 @@ def train(
     (settings, dataset and code); otherwise the command stops and says how to proceed,
     since discarding it could lose hours of training."""
     dt = dtype_of(spec.precision)
+    group = distributed.current()
+    lo, hi = group.part(spec.batch)
+    scale = (hi - lo) * group.world / spec.batch  # local mean -> this process's share of the global mean, times G
     model = model.to(device=device, dtype=dt, memory_format=torch.channels_last).train()
     ema = copy.deepcopy(model).eval().requires_grad_(False) if spec.ema_halflife_images else None
     opt = torch.optim.Adam(model.parameters(), lr=spec.lr, betas=tuple(spec.betas), eps=1e-8)
@@ -107,16 +117,18 @@ def train(
         gen.set_state(st["gen"].cpu() if device.type == "cpu" else st["gen"])
         step, history = int(st["step"]), list(st["history"])
         log.info("resuming %s at step %d", desc, step)
-    stream = sampler.batches(spec.batch, start=step * spec.batch)
+    net = distributed.wrap(model)
+    stream = sampler.batches(spec.batch, start=step * spec.batch, part=(lo, hi))
     bar = tqdm(total=spec.steps, initial=step, desc=desc, disable=not progress, mininterval=5)
     running, t0 = 0.0, time.time()
     with matmul_mode(spec.precision):
         while step < spec.steps:
             b = next(stream).to(device, dt)
+            b.part = (lo, hi, spec.batch)
             for g in opt.param_groups:
                 g["lr"] = learning_rate(spec, step)
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model, b, gen, step)
+            loss = loss_fn(net, b, gen, step) * scale
             loss.backward()
             for p in model.parameters():
                 if p.grad is not None:
@@ -130,15 +142,16 @@ def train(
                         pe.lerp_(pm.detach(), 1 - beta)
                     for be, bm in zip(ema.buffers(), model.buffers()):
                         be.copy_(bm)
-            running += float(loss.detach())
+            running = running + loss.detach().double() / group.world
             if step % spec.log_every == 0 or step == spec.steps:
                 k = spec.log_every if step % spec.log_every == 0 else step % spec.log_every
+                running = float(distributed.total(running))
                 history.append({"step": step, "loss": running / k, "lr": learning_rate(spec, step - 1),
                                 "images_per_s": k * spec.batch / max(time.time() - t0, 1e-9)})
                 bar.set_postfix(loss=f"{running / k:.4g}")
                 log.info("%s step %d loss %.5g", desc, step, running / k)
                 running, t0 = 0.0, time.time()
-            if spec.checkpoint_every and step % spec.checkpoint_every == 0 and step < spec.steps:
+            if spec.checkpoint_every and step % spec.checkpoint_every == 0 and step < spec.steps and group.main:
                 _save_state(state_path, model, opt, ema, gen, step, history, fingerprint)
             bar.update(1)
     bar.close()

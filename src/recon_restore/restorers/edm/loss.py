@@ -14,11 +14,17 @@ from .precond import EDMPrecond
 
 
 def edm_loss(model: EDMPrecond, target: torch.Tensor, cond: torch.Tensor, aug_label: torch.Tensor | None,
-             P_mean: float = -1.2, P_std: float = 1.2, generator: torch.Generator | None = None) -> torch.Tensor:
+             P_mean: float = -1.2, P_std: float = 1.2, generator: torch.Generator | None = None,
+             part: tuple[int, int, int] | None = None) -> torch.Tensor:
+    """Mean over the batch. ``part=(lo, hi, n)``: the batch is rows lo..hi-1 of a global batch
+    of n (data-parallel training); noise levels and noise are drawn for all n and sliced."""
     n = target.shape[0]
-    rnd = torch.randn(n, 1, 1, 1, generator=generator, device=target.device, dtype=target.dtype)
+    lo, hi, n_all = part or (0, n, n)
+    rnd = torch.randn(n_all, 1, 1, 1, generator=generator, device=target.device, dtype=target.dtype)[lo:hi]
     sigma = (rnd * P_std + P_mean).exp()
     weight = (sigma**2 + model.sigma_data**2) / (sigma * model.sigma_data) ** 2
-    noise = torch.randn(target.shape, generator=generator, device=target.device, dtype=target.dtype) * sigma
+    noise = torch.randn((n_all, *target.shape[1:]), generator=generator, device=target.device, dtype=target.dtype)[lo:hi]
+    noise = noise.contiguous(memory_format=torch.channels_last) if target.is_contiguous(memory_format=torch.channels_last) else noise
+    noise = noise * sigma
     denoised = model(target + noise, sigma.flatten(), cond, aug_label)
     return (weight * (denoised - target) ** 2).sum() / n

@@ -61,7 +61,10 @@ class PoolPairs:
             raise ValueError("the pool holds no images")
         self.images, self.variant, self.cfg, self.seed = images, variant, corruption_cfg, seed
 
-    def batches(self, batch_size: int, start: int = 0) -> Iterator[Batch]:
+    def batches(self, batch_size: int, start: int = 0, part: tuple[int, int] | None = None) -> Iterator[Batch]:
+        """``part=(lo, hi)``: rows lo..hi-1 of every batch (the corruptions are drawn for the
+        whole batch, so a row does not depend on the split)."""
+        lo, hi = part or (0, batch_size)
         s = start
         while True:
             idx = _indices(len(self.images), self.seed, "n2n-epoch", s, batch_size)
@@ -69,7 +72,9 @@ class PoolPairs:
             g = torch_generator(self.seed, "n2n-batch", s)
             noisy, _ = corrupt(clean, self.variant.corruption, self.cfg, g)
             target, valid = (clean, None) if self.variant.target == "clean" else corrupt(clean, self.variant.corruption, self.cfg, g)
-            yield Batch(noisy, target, torch.zeros(len(idx), 9), torch.zeros(len(idx), dtype=torch.bool), valid)
+            sl = slice(lo, hi)
+            yield Batch(noisy[sl], target[sl], torch.zeros(hi - lo, 9), torch.zeros(hi - lo, dtype=torch.bool),
+                        None if valid is None else valid[sl])
             s += batch_size
 
     def close(self) -> None:
@@ -114,11 +119,14 @@ class ReconPairs:
         before = self.b_start[i] - self.g_start[i]  # members of the group ahead of the block
         return self.g_start[i] + r + np.where(r >= before, self.b_size[i], 0)
 
-    def batches(self, batch_size: int, start: int = 0) -> Iterator[Batch]:
+    def batches(self, batch_size: int, start: int = 0, part: tuple[int, int] | None = None) -> Iterator[Batch]:
+        """``part=(lo, hi)``: rows lo..hi-1 of every batch; only those are read."""
+        lo, hi = part or (0, batch_size)
         s = start
         while True:
             i = self.inputs[_indices(self.n_inputs, self.seed, "recon2recon-epoch", s, batch_size)]
             j = self.partner(i, np.random.default_rng(derive_seed(self.seed, "recon2recon-batch", s)))
+            i, j = i[lo:hi], j[lo:hi]
             x, y = self.read(i), self.read(j)
             n = len(i)
             yield Batch(x, y, torch.zeros(n, 9), torch.zeros(n, dtype=torch.bool))
