@@ -18,7 +18,7 @@ from ..methods import NAMES, RESTORERS, missing, section_of
 from ..runtime import device as get_device
 from ..runtime import setup
 from ..seeding import derive_seed
-from .plain import read_plain
+from .shards import read_rows
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,16 @@ def register(sub) -> None:
     p.add_argument("--restorer", required=True, choices=RESTORERS, metavar="RESTORER", help="a restorer of the methods list")
     p.add_argument("--plain", required=True)
     p.add_argument("--checkpoint", default=None, help="restorer checkpoint (trained restorers: edm, bfdncnn, Noise2Noise variants)")
+    p.add_argument("--shard", type=int, default=None,
+                   help="restore only shard J: the runs J*R..(J+1)*R-1, R = params evaluate.restore_shard_runs (a part for `evaluate merge`)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=restore_cmd)
+    p = g.add_parser("merge", help="put the restoration shards (evaluate restore --shard) together in row order")
+    common(p)
+    p.add_argument("--plain", required=True)
+    p.add_argument("--parts", nargs="+", required=True, help="the parts, every shard once")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=merge_cmd)
     p = g.add_parser("galleries", help="null galleries: unseen held-out images, K sets the size of the training set")
     common(p)
     p.add_argument("--target", required=True)
@@ -80,11 +88,20 @@ def restore_cmd(args) -> None:
     from ..restorers import checkpoint
     from ..restorers.classical import DENOISERS, restore_classical
     from ..restorers.restore import restore_direct, restore_edm
+    from .shards import read_rows, shard_rows
 
     prm = setup(args)
     dev = get_device(args, prm)
     ev = prm.section("evaluate")
-    plain, _ = read_plain(args.plain)
+    with open_h5(args.plain, "plain reconstructions") as f:
+        run = f["run"][()]
+    rows = np.arange(len(run))
+    if args.shard is not None:
+        if args.restorer in DENOISERS:
+            raise UserError(f"evaluate restore --restorer {args.restorer} --shard: a classical denoiser's blind calibration reads "
+                            "every reconstruction; restore it in one job")
+        rows = shard_rows(run, args.shard, ev["restore_shard_runs"], ev["runs"])
+    plain = read_rows(args.plain, "images", rows)
     outs, extra = {}, {}
     rcfg = prm.section("restorers", section_of(args.restorer))
     skipped = missing(args.restorer, rcfg)
@@ -111,13 +128,28 @@ def restore_cmd(args) -> None:
         else:
             rc = prm.section("restorers", "edm")
             r = restore_edm(model, plain, rc["samples"], rc["sampler"], ev["restore_batch"], dev,
-                            derive_seed(prm.seed, "evaluate-restore"), dtype_of(rc["sample_precision"]), args.progress)
+                            derive_seed(prm.seed, "evaluate-restore"), dtype_of(rc["sample_precision"]), args.progress, rows)
             outs["edm_single"], outs["edm_averaged"], outs["edm_std"] = r.single, r.averaged, r.std
+    if args.shard is not None:
+        extra["shard"] = args.shard
     with atomic_path(args.out, args.overwrite) as tmp:
         with h5py.File(tmp, "w") as f:
             for k, v in outs.items():
                 f.create_dataset(k, data=v.float().numpy(), compression="gzip" if v.ndim > 1 else None)
+            if args.shard is not None:
+                f.create_dataset("rows", data=rows.astype(np.int64))
             set_attrs(f, provenance(prm.cfg, prm.seed, preset=prm.preset, restorer=args.restorer, **extra))
+    log.info("%s: restored %d reconstructions%s", args.restorer, len(rows), "" if args.shard is None else f" (shard {args.shard})")
+
+
+def merge_cmd(args) -> None:
+    from .shards import merge
+
+    setup(args)
+    with open_h5(args.plain, "plain reconstructions") as f:
+        n = f["images"].shape[0]
+    merge(args.parts, n, args.out, args.overwrite)
+    log.info("merged %d parts into %s (%d reconstructions)", len(args.parts), args.out, n)
 
 
 def galleries_cmd(args) -> None:
@@ -135,11 +167,11 @@ def galleries_cmd(args) -> None:
     log.info("null galleries: %d of %d images (%s)", len(gal), gal.images.shape[1], "disjoint" if gal.disjoint else "overlapping")
 
 
-def read_method(args, plain: torch.Tensor) -> torch.Tensor | str:
-    """The images of ``args.method``: the plain reconstructions or one dataset of a restored file
-    (or, for a skipped optional method, the reason it was skipped)."""
+def method_reader(args, n: int):
+    """A reader of ``args.method``'s images by row slice (the plain reconstructions or one
+    dataset of a restored file), or, for a skipped optional method, the reason it was skipped."""
     if args.method == "plain":
-        return plain
+        return lambda sl: read_rows(args.plain, "images", np.arange(n)[sl])
     if not args.restored:
         raise UserError(f"evaluate match --method {args.method} needs --restored")
     with open_h5(args.restored, "restored reconstructions") as f:
@@ -147,15 +179,14 @@ def read_method(args, plain: torch.Tensor) -> torch.Tensor | str:
             return str(f.attrs["skipped"])
         if args.method not in f:
             raise UserError(f"{args.restored}: holds no dataset '{args.method}' (has {sorted(f.keys())})")
-        cands = torch.from_numpy(f[args.method][()])
-    if cands.shape[0] != plain.shape[0]:
-        raise UserError(f"{args.restored}: {cands.shape[0]} images, but {args.plain} has {plain.shape[0]}")
-    return cands
+        if f[args.method].shape[0] != n:
+            raise UserError(f"{args.restored}: {f[args.method].shape[0]} images, but {args.plain} has {n}")
+    return lambda sl: read_rows(args.restored, args.method, np.arange(n)[sl], "restored reconstructions")
 
 
 def match_cmd(args) -> None:
     from .galleries import read_galleries
-    from .match import assign, pair_scores
+    from .match import match_streamed
     from .match_file import MatchData, write_match, write_skipped
 
     prm = setup(args)
@@ -164,11 +195,12 @@ def match_cmd(args) -> None:
     rule, variant = bm["assignment"], bm["ssim_variant"]
     tgt = load_target(args.target)
     targets = tgt["images"].double() / 255
-    plain, run = read_plain(args.plain)
-    cands = read_method(args, plain)
-    if isinstance(cands, str):
-        write_skipped(args.out, args.method, cands, provenance(prm.cfg, prm.seed, preset=prm.preset), args.overwrite)
-        log.warning("%s: skipped, %s", args.method, cands)
+    with open_h5(args.plain, "plain reconstructions") as f:
+        run = f["run"][()]
+    read = method_reader(args, len(run))
+    if isinstance(read, str):
+        write_skipped(args.out, args.method, read, provenance(prm.cfg, prm.seed, preset=prm.preset), args.overwrite)
+        log.warning("%s: skipped, %s", args.method, read)
         return
     gal = read_galleries(args.galleries)
     if gal.images.shape[1] != len(targets):
@@ -176,11 +208,10 @@ def match_cmd(args) -> None:
     runs = np.unique(run)
     ridx = np.searchsorted(runs, run)
     main_rule = "ssim" if rule == "none" else rule
-    a = assign(cands, targets, ridx, len(runs), main_rule, variant)
-    hp, ps = pair_scores(cands, targets, a.image)
-    nulls = [assign(cands, torch.from_numpy(g).double() / 255, ridx, len(runs), main_rule, variant) for g in gal.images]
-    d = MatchData(args.method, rule, run, runs, a.image, a.ssim, hp, ps, a.run_max,
-                  np.stack([n.image for n in nulls]), np.stack([n.ssim for n in nulls]), np.stack([n.run_max for n in nulls]))
+    galleries = [torch.from_numpy(g).double() / 255 for g in gal.images]
+    m = match_streamed(read, len(run), targets, galleries, ridx, len(runs), main_rule, variant, ev["match_chunk"])
+    d = MatchData(args.method, rule, run, runs, m["assigned"], m["ssim"], m["haarpsi"], m["psnr"], m["run_max"],
+                  m["null_assigned"], m["null_ssim"], m["null_run_max"])
     write_match(args.out, d, provenance(prm.cfg, prm.seed, preset=prm.preset, ssim_variant=variant), args.overwrite)
     c = d.counts(ev["good_threshold"], n_boot=0)
     log.info("%s: %d of %d training images good (SSIM > %s, assignment %s); null galleries %s; rule 'none' %d",

@@ -32,7 +32,11 @@ class Restored:
 
 @torch.no_grad()
 def restore_edm(model, recon: torch.Tensor, samples: int, sampler_cfg: dict, batch: int, device: torch.device,
-                seed: int, dtype: torch.dtype = torch.float32, progress: bool = False) -> Restored:
+                seed: int, dtype: torch.dtype = torch.float32, progress: bool = False, rows: np.ndarray | None = None) -> Restored:
+    """``rows``: each reconstruction's identity (its row in ``plain.h5``; default 0..N-1). Sample
+    k of a reconstruction is seeded by (seed, row, k), so restorations do not depend on the
+    batch size or on how the reconstructions are split into shards."""
+    rows = np.arange(recon.shape[0]) if rows is None else np.asarray(rows)
     model = model.to(device=device, dtype=dtype, memory_format=torch.channels_last).eval()
     n = recon.shape[0]
     single = torch.empty_like(recon, dtype=torch.float32)
@@ -43,7 +47,7 @@ def restore_edm(model, recon: torch.Tensor, samples: int, sampler_cfg: dict, bat
         cond = (recon[s : s + batch].to(device, torch.float64) * 2 - 1).contiguous(memory_format=torch.channels_last)
         acc, acc2 = 0.0, 0.0
         for k in range(samples):
-            g = torch_generator(seed, "restore", s, k, device=device)
+            g = [torch_generator(seed, "restore", int(r), k, device=device) for r in rows[s : s + batch]]
             x = heun_sample(lambda x, sig, c: model(x, sig, c), cond, generator=g, dtype=dtype, **sampler_cfg)
             img = ((x.clamp(-1, 1) + 1) / 2).float().cpu()
             if k == 0:

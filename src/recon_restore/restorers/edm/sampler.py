@@ -23,11 +23,14 @@ def sigma_steps(num_steps: int = 18, sigma_min: float = 0.002, sigma_max: float 
 
 def heun(denoiser, cond: torch.Tensor, num_steps: int = 18, sigma_min: float = 0.002, sigma_max: float = 80.0,
                 rho: float = 7.0, S_churn: float = 0.0, S_min: float = 0.0, S_max: float = float("inf"),
-                S_noise: float = 1.0, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """Sample x ~ p(x | cond); denoiser(x, sigma, cond) -> D(x; sigma). Returns (N, 3, H, W) in model units."""
+                S_noise: float = 1.0, generator: torch.Generator | list[torch.Generator] | None = None,
+                dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Sample x ~ p(x | cond); denoiser(x, sigma, cond) -> D(x; sigma). Returns (N, 3, H, W) in model units.
+    ``generator``: one for the batch, or one per image (a sample then does not depend on the
+    batch it is drawn in)."""
     t = sigma_steps(num_steps, sigma_min, sigma_max, rho).to(cond.device)
     shape = (cond.shape[0], 3) + tuple(cond.shape[2:])
-    x = torch.randn(shape, generator=generator, device=cond.device, dtype=torch.float64) * t[0]
+    x = _randn(shape, generator, cond.device) * t[0]
     x = x.contiguous(memory_format=torch.channels_last) if cond.is_contiguous(memory_format=torch.channels_last) else x
     den = lambda x, s: denoiser(x.to(dtype), s.to(dtype), cond.to(dtype)).to(torch.float64)  # noqa: E731
     for i in range(num_steps):
@@ -35,7 +38,7 @@ def heun(denoiser, cond: torch.Tensor, num_steps: int = 18, sigma_min: float = 0
         gamma = min(S_churn / num_steps, math.sqrt(2) - 1) if S_min <= float(tc) <= S_max else 0.0
         th = tc + gamma * tc
         if gamma > 0:
-            eps = torch.randn(shape, generator=generator, device=cond.device, dtype=torch.float64)
+            eps = _randn(shape, generator, cond.device)
             x = x + (th**2 - tc**2).sqrt() * S_noise * eps
         d = (x - den(x, th.expand(shape[0]))) / th
         x_next = x + (tn - th) * d
@@ -44,6 +47,14 @@ def heun(denoiser, cond: torch.Tensor, num_steps: int = 18, sigma_min: float = 0
             x_next = x + (tn - th) * (d + d2) / 2
         x = x_next
     return x
+
+
+def _randn(shape: tuple, generator, device) -> torch.Tensor:
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != shape[0]:
+            raise ValueError(f"{len(generator)} generators for {shape[0]} images")
+        return torch.stack([torch.randn(shape[1:], generator=g, device=device, dtype=torch.float64) for g in generator])
+    return torch.randn(shape, generator=generator, device=device, dtype=torch.float64)
 
 
 heun_sample = torch.no_grad()(heun)
