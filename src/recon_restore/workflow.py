@@ -51,6 +51,19 @@ class Plan:
 
         return needs(method)
 
+    def train_gpus(self, method: str) -> int:
+        """GPUs (data-parallel processes) the training job of ``method`` asks for (``train.gpus``)."""
+        return int(self.cfg["restorers"][methods.section_of(method)]["train"].get("gpus", 1))
+
+    def restore_shards(self, restorer: str) -> int:
+        """Restoration jobs of ``restorer`` (``evaluate.restore_shard_runs``); a classical denoiser's
+        blind calibration reads every reconstruction, so it is one job."""
+        from .evaluate.shards import n_shards
+        from .restorers.classical import DENOISERS
+
+        ev = self.cfg["evaluate"]
+        return 1 if restorer in DENOISERS else n_shards(ev["runs"], ev["restore_shard_runs"])
+
     def train_params(self, method: str) -> dict:
         """The params training (and, under ``restorer``, restoring with) ``method`` reads."""
         from .restorers.recipes import reads_params

@@ -26,6 +26,14 @@ METHOD_NAMES = methods.names(CFG["restorers"])
 RESTORERS = methods.restorers(CFG["restorers"])
 TRAINED = methods.trained(CFG["restorers"])
 TRAINED_HERE = [r for r in TRAINED if not methods.adapted_from(r)]  # by restorers_train
+# restorers restored in shards (evaluate.restore_shard_runs), then merged
+SHARDED = [r for r in RESTORERS if PLAN.restore_shards(r) > 1]
+UNSHARDED = [r for r in RESTORERS if r not in SHARDED]
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly these names (nothing when empty)."""
+    return "|".join(names) if names else "(?!)"
 
 
 def cli(command):
@@ -100,3 +108,8 @@ def train_params(wildcards):
 def match_restored(wildcards):
     r = PLAN.restorer_of(wildcards.method)
     return [] if r is None else [f"{OUT}/evaluate/restored/{r}.h5"]
+
+
+def restore_parts(wildcards):
+    n = PLAN.restore_shards(wildcards.restorer)
+    return [f"{OUT}/evaluate/restored/{wildcards.restorer}/part-{j}.h5" for j in range(n)]

@@ -33,7 +33,7 @@ rule evaluate_restore:
     log:
         f"{OUT}/logs/evaluate_restore/{{restorer}}.log",
     wildcard_constraints:
-        restorer="|".join(RESTORERS),
+        restorer=one_of(UNSHARDED),
     conda:
         CONDA_ENV
     threads: lambda w: 2 if w.restorer == "edm" or w.restorer.startswith("restormer") else 1
@@ -49,6 +49,61 @@ rule evaluate_restore:
     shell:
         cli("evaluate restore")
         + " --restorer {wildcards.restorer} --plain {input.plain} {params.checkpoint} --out {output} > {log} 2>&1"
+
+
+rule evaluate_restore_shard:
+    # one shard of evaluate.restore_shard_runs evaluation runs (paper scale: the diffusion
+    # restorer's ~1M reconstructions x 20 samples do not fit one GPU job)
+    input:
+        plain=f"{OUT}/evaluate/plain.h5",
+        checkpoint=restore_checkpoint,
+        weights=restore_weights,
+    output:
+        f"{OUT}/evaluate/restored/{{restorer}}/part-{{shard}}.h5",
+    log:
+        f"{OUT}/logs/evaluate_restore/{{restorer}}-{{shard}}.log",
+    wildcard_constraints:
+        restorer=one_of(SHARDED),
+        shard=r"\d+",
+    conda:
+        CONDA_ENV
+    threads: lambda w: 2 if w.restorer == "edm" or w.restorer.startswith("restormer") else 1
+    resources:
+        runtime=720,
+        mem_mb=16000,
+    params:
+        cfg=lambda w: repr(PLAN.train_params(w.restorer)["restorer"]),
+        shards=section("evaluate", "restore_shard_runs"),
+        code=code("evaluate"),
+        checkpoint=lambda w, input: (
+            f"--checkpoint {input.checkpoint}" if input.checkpoint else ""
+        ),
+    shell:
+        cli("evaluate restore")
+        + " --restorer {wildcards.restorer} --plain {input.plain} {params.checkpoint} --shard {wildcards.shard} --out {output} > {log} 2>&1"
+
+
+rule evaluate_merge:
+    input:
+        plain=f"{OUT}/evaluate/plain.h5",
+        parts=restore_parts,
+    output:
+        f"{OUT}/evaluate/restored/{{restorer}}.h5",
+    log:
+        f"{OUT}/logs/evaluate_merge/{{restorer}}.log",
+    wildcard_constraints:
+        restorer=one_of(SHARDED),
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        runtime=120,
+        mem_mb=8000,
+    params:
+        code=code("evaluate"),
+    shell:
+        cli("evaluate merge")
+        + " --plain {input.plain} --parts {input.parts} --out {output} > {log} 2>&1"
 
 
 rule evaluate_galleries:

@@ -19,6 +19,7 @@ rule restorers_train:
     resources:
         runtime=2880,
         mem_mb=16000,
+        gpu=lambda w: PLAN.train_gpus(w.method),  # one process per GPU (train.gpus)
     params:
         cfg=train_params,
         code=code("restorers"),

@@ -17,38 +17,13 @@ import statistics
 
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import flop_registry
 
 from ..attack.model import TargetMLP, Weights, init_weights, phi
 from ..attack.objective import candidate_labels, closed_form, reconstruction_loss
 from ..attack.reconstruct import Hparams, ReconConfig, reconstruct
 from ..attack.train import FlatWeights, loss_and_grads, train_target
+from ..flops import count as _flops
 from .timing import median_time
-
-
-class _CountFlops(TorchDispatchMode):
-    """Sum torch's per-operator FLOP formulas (matrix products, convolutions) over every
-    operator a call dispatches. FlopCounterMode itself cannot be used: its module tracker
-    breaks torch.autograd.grad on the double-backward path of the naive implementation."""
-
-    def __init__(self):
-        super().__init__()
-        self.flops = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        formula = flop_registry.get(func._overloadpacket)
-        if formula is not None:
-            self.flops += formula(*args, **kwargs, out_val=out)
-        return out
-
-
-def _flops(fn) -> int:
-    with _CountFlops() as c:
-        fn()
-    return c.flops
 
 
 def bench_size(d: int, hidden: list[int], n: int, m: int, runs: int, epochs: int, iters: int, dev: torch.device,

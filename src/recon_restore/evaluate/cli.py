@@ -54,7 +54,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True)
     p.set_defaults(func=galleries_cmd)
     p = g.add_parser("match", help="assign one method's reconstructions to the training images and to every null gallery")
-    common(p)
+    common(p, device=True)
     p.add_argument("--method", required=True, choices=NAMES, metavar="METHOD", help="a method of the methods list")
     p.add_argument("--target", required=True)
     p.add_argument("--plain", required=True)
@@ -193,8 +193,9 @@ def match_cmd(args) -> None:
     ev = prm.section("evaluate")
     bm = ev["best_match"]
     rule, variant = bm["assignment"], bm["ssim_variant"]
+    dev = get_device(args, prm)
     tgt = load_target(args.target)
-    targets = tgt["images"].double() / 255
+    targets = (tgt["images"].double() / 255).to(dev)
     with open_h5(args.plain, "plain reconstructions") as f:
         run = f["run"][()]
     read = method_reader(args, len(run))
@@ -208,7 +209,7 @@ def match_cmd(args) -> None:
     runs = np.unique(run)
     ridx = np.searchsorted(runs, run)
     main_rule = "ssim" if rule == "none" else rule
-    galleries = [torch.from_numpy(g).double() / 255 for g in gal.images]
+    galleries = [(torch.from_numpy(g).double() / 255).to(dev) for g in gal.images]
     m = match_streamed(read, len(run), targets, galleries, ridx, len(runs), main_rule, variant, ev["match_chunk"])
     d = MatchData(args.method, rule, run, runs, m["assigned"], m["ssim"], m["haarpsi"], m["psnr"], m["run_max"],
                   m["null_assigned"], m["null_ssim"], m["null_run_max"])

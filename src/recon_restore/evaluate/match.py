@@ -48,10 +48,11 @@ def assign(cands: torch.Tensor, gallery: torch.Tensor, run_index: np.ndarray, n_
         raise ValueError(f"unknown assignment rule {rule!r}; expected one of {RULES}")
     n, m = cands.shape[0], gallery.shape[0]
     cands, gallery = cands.float(), gallery.float()
-    ridx = torch.as_tensor(run_index, dtype=torch.long)
-    image = torch.empty(n, dtype=torch.long)
-    best = torch.empty(n, dtype=torch.float64)
-    run_max = torch.full((n_runs, m), -float("inf"), dtype=torch.float64)
+    dev = cands.device
+    ridx = torch.as_tensor(run_index, dtype=torch.long, device=dev)
+    image = torch.empty(n, dtype=torch.long, device=dev)
+    best = torch.empty(n, dtype=torch.float64, device=dev)
+    run_max = torch.full((n_runs, m), -float("inf"), dtype=torch.float64, device=dev)
     for start, block in ssim_blocks(cands, gallery, variant, chunk):  # block: (b, M)
         rows = slice(start, start + block.shape[0])
         v, a = block.max(1)
@@ -59,9 +60,9 @@ def assign(cands: torch.Tensor, gallery: torch.Tensor, run_index: np.ndarray, n_
         idx = ridx[rows].unsqueeze(1).expand(-1, m)
         run_max.scatter_reduce_(0, idx, block.double(), reduce="amax")
     if rule == "ncc":
-        image = ncc_nearest(cands, gallery)
+        image = ncc_nearest(cands, gallery).to(dev)
         best = ssim(cands.double(), gallery.double()[image], variant)
-    return Assignment(image.numpy(), best.numpy(), run_max.numpy())
+    return Assignment(image.cpu().numpy(), best.cpu().numpy(), run_max.cpu().numpy())
 
 
 @torch.no_grad()
@@ -77,7 +78,7 @@ def match_streamed(read: "Callable[[slice], torch.Tensor]", n: int, targets: tor
            "null_run_max": np.full((len(galleries), n_runs, len(targets)), -np.inf)}
     for s in range(0, n, chunk):
         sl = slice(s, min(n, s + chunk))
-        c = read(sl)
+        c = read(sl).to(targets.device)
         a = assign(c, targets, run_index[sl], n_runs, rule, variant)
         out["assigned"][sl], out["ssim"][sl] = a.image, a.ssim
         np.maximum(out["run_max"], a.run_max, out=out["run_max"])
@@ -91,13 +92,13 @@ def match_streamed(read: "Callable[[slice], torch.Tensor]", n: int, targets: tor
 
 def pair_scores(cands: torch.Tensor, gallery: torch.Tensor, image: np.ndarray, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """HaarPSI and PSNR of each reconstruction against its assigned image. Returns two (N,) arrays."""
-    idx = torch.as_tensor(image, dtype=torch.long)
+    idx = torch.as_tensor(image, dtype=torch.long, device=gallery.device)
     hp = torch.empty(len(idx), dtype=torch.float64)
     ps = torch.empty(len(idx), dtype=torch.float64)
     for s in range(0, len(idx), batch):
         a, b = cands[s : s + batch].float(), gallery[idx[s : s + batch]].float()
-        hp[s : s + batch] = haarpsi(a, b).double()
-        ps[s : s + batch] = psnr(a, b)
+        hp[s : s + batch] = haarpsi(a, b).double().cpu()
+        ps[s : s + batch] = psnr(a, b).cpu()
     return hp.numpy(), ps.numpy()
 
 

@@ -47,6 +47,8 @@ def reads_params(method: str, restorers_cfg: dict) -> dict:
     may resume with another."""
     v = parse(method)
     sec = restorers_cfg[section_of(method)]
+    if "train" not in sec:  # not a trained restorer
+        return sec
     train = {k: x for k, x in sec["train"].items() if k != "gpus"}
     if v is None:
         return dict(sec, train=train)
