@@ -213,7 +213,7 @@ def test_sharded_restoration_and_streamed_matching_equal_one_job(pipeline, tmp_p
     matching them 7 reconstructions at a time gives the one-job match file exactly."""
     o = pipeline
     ev = tiny_doc["presets"]["demo"]["evaluate"]
-    ev.update(restore_shard_runs=1, match_chunk=7)
+    ev.update(restore_shard_runs={"edm": 1, "bfdncnn": 1}, match_chunk=7)
     params = tmp_path / "sharded.yaml"
     params.write_text(yaml.safe_dump(tiny_doc, sort_keys=False))
     P = ["--params", params]
@@ -256,7 +256,7 @@ def test_sharded_restoration_and_streamed_matching_equal_one_job(pipeline, tmp_p
 
 
 def test_classical_denoisers_are_not_sharded(pipeline, tmp_path, tiny_doc, capsys):
-    tiny_doc["presets"]["demo"]["evaluate"]["restore_shard_runs"] = 1
+    tiny_doc["presets"]["demo"]["evaluate"]["restore_shard_runs"] = {"bfdncnn": 1}
     params = tmp_path / "sharded.yaml"
     params.write_text(yaml.safe_dump(tiny_doc, sort_keys=False))
     o = pipeline

@@ -26,7 +26,7 @@ from conftest import BIN, ENV, REPO, copy_repo
 from slurm_cluster import LocalSlurm, unavailable
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
-GPU_RULES = {"attack_target", "attack_runs", "dataset_shard", "restorers_train", "evaluate_restore", "evaluate_match"}
+GPU_RULES = {"attack_target", "attack_runs", "dataset_shard", "restorers_train", "evaluate_restore"}
 TARGETS = [f"results/demo/evaluate/match/{m}.h5" for m in ("plain", "tv", "bfdncnn")]
 
 
@@ -110,7 +110,7 @@ def test_outputs_equal_a_local_run(slurm_run, demo_run):
 def test_gpu_rules_were_submitted_with_a_gpu_request(slurm_run, cluster):
     jobs = [j for j in cluster.jobs() if rule_of(j)]
     rules = {rule_of(j) for j in jobs}
-    assert GPU_RULES <= rules and {"data_prepare", "dataset_plan", "dataset_manifest", "evaluate_collect"} <= rules
+    assert GPU_RULES <= rules and {"data_prepare", "dataset_plan", "dataset_manifest", "evaluate_match"} <= rules
     for j in jobs:
         rule = rule_of(j)
         tres = j.get("TresPerJob", "") + j.get("TresPerNode", "")

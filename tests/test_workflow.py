@@ -13,7 +13,8 @@ from conftest import REPO
 
 BIN = Path(sys.executable).parent
 ENV = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
-GPU_RULES = {"attack_target", "attack_runs", "dataset_shard", "restorers_train", "evaluate_restore"}
+GPU_RULES = {"attack_target", "attack_runs", "dataset_shard", "restorers_train", "evaluate_restore", "evaluate_restore_shard",
+             "adapt_target", "adapt_runs", "restorers_adapt", "robustness_run"}
 
 
 def sm(*args, cwd=REPO, check=True):
@@ -36,6 +37,9 @@ def test_slurm_profile_requests_gpus_for_gpu_rules_only():
     res = prof["set-resources"]
     assert set(res) == GPU_RULES
     for rule, r in res.items():
+        if rule == "restorers_train":  # the rule asks for train.gpus GPUs itself
+            assert "gpu" not in r and "gres" not in r and r["slurm_partition"] == "gpu"
+            continue
         assert ("gpu" in r) != ("gres" in r), rule  # one of the plugin's GPU resources, not both
         assert "--gres" not in str(r.get("slurm_extra", "")) and "--gpus" not in str(r.get("slurm_extra", ""))
         assert r["runtime"] > 0 and r["mem_mb"] > 0
@@ -44,7 +48,7 @@ def test_slurm_profile_requests_gpus_for_gpu_rules_only():
 
 def test_paper_preset_plans_on_slurm_with_gpu_requests():
     p = sm("-n", "--profile", "workflow/profiles/slurm", "--config", "preset=paper", "-p", "--", "results/paper/dataset/plans/wave-0.json",
-           "results/paper/attack/runs/batch-0.h5", "results/paper/restorers/edm.pt")
+           "results/paper/attack/runs/batch-0.h5", "results/paper/restorers/edm.pt", "results/paper/evaluate/restored/edm.h5")
     out = p.stdout + p.stderr
     blocks = out.split("rule ")
     seen = set()
@@ -52,10 +56,12 @@ def test_paper_preset_plans_on_slurm_with_gpu_requests():
         name = b.split(":", 1)[0].strip()
         if name in GPU_RULES:
             seen.add(name)
-            assert "gpu=1" in b and "slurm_partition=gpu" in b, b[:600]
+            # the diffusion restorer trains as one job on 8 GPUs (train.gpus), every other GPU job asks for one
+            gpus = 8 if name == "restorers_train" and "restorers/edm.pt" in b else 1
+            assert f"gpu={gpus}," in b and "slurm_partition=gpu" in b, b[:600]
         elif name in ("dataset_plan", "data_prepare"):
             assert "gpu=" not in b and "slurm_partition=cpu" in b
-    assert {"attack_target", "attack_runs", "dataset_shard", "restorers_train"} <= seen
+    assert {"attack_target", "attack_runs", "dataset_shard", "restorers_train", "evaluate_restore_shard"} <= seen
     # 100k + 50k runs in jobs of 100 -> 1,500 shard jobs; 1 uniform wave + 50 least-seen waves of 1,000 runs
     counts = {}
     for line in out.splitlines():
@@ -63,6 +69,8 @@ def test_paper_preset_plans_on_slurm_with_gpu_requests():
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
     assert counts.get("dataset_shard") == 1500 and counts.get("dataset_plan") == 51, counts
+    # the diffusion restorer's ~1.2M reconstructions in 152 restoration jobs of 2 runs, then one merge
+    assert counts.get("evaluate_restore_shard") == 152 and counts.get("evaluate_merge") == 1, counts
 
 
 def test_bad_params_stop_the_workflow_with_one_clear_line(tmp_path):

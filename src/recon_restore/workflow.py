@@ -56,13 +56,10 @@ class Plan:
         return int(self.cfg["restorers"][methods.section_of(method)]["train"].get("gpus", 1))
 
     def restore_shards(self, restorer: str) -> int:
-        """Restoration jobs of ``restorer`` (``evaluate.restore_shard_runs``); a classical denoiser's
-        blind calibration reads every reconstruction, so it is one job."""
-        from .evaluate.shards import n_shards
-        from .restorers.classical import DENOISERS
+        """Restoration jobs of ``restorer`` (``evaluate.restore_shard_runs``)."""
+        from .evaluate.shards import restorer_shards
 
-        ev = self.cfg["evaluate"]
-        return 1 if restorer in DENOISERS else n_shards(ev["runs"], ev["restore_shard_runs"])
+        return restorer_shards(self.cfg["evaluate"], restorer)
 
     def train_params(self, method: str) -> dict:
         """The params training (and, under ``restorer``, restoring with) ``method`` reads."""

@@ -112,4 +112,6 @@ def match_restored(wildcards):
 
 def restore_parts(wildcards):
     n = PLAN.restore_shards(wildcards.restorer)
-    return [f"{OUT}/evaluate/restored/{wildcards.restorer}/part-{j}.h5" for j in range(n)]
+    return [
+        f"{OUT}/evaluate/restored/{wildcards.restorer}/part-{j}.h5" for j in range(n)
+    ]

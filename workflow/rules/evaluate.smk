@@ -52,7 +52,7 @@ rule evaluate_restore:
 
 
 rule evaluate_restore_shard:
-    # one shard of evaluate.restore_shard_runs evaluation runs (paper scale: the diffusion
+    # one shard of evaluate.restore_shard_runs.<restorer> evaluation runs (paper scale: the diffusion
     # restorer's ~1M reconstructions x 20 samples do not fit one GPU job)
     input:
         plain=f"{OUT}/evaluate/plain.h5",

@@ -37,7 +37,7 @@ def register(sub) -> None:
     p.add_argument("--plain", required=True)
     p.add_argument("--checkpoint", default=None, help="restorer checkpoint (trained restorers: edm, bfdncnn, Noise2Noise variants)")
     p.add_argument("--shard", type=int, default=None,
-                   help="restore only shard J: the runs J*R..(J+1)*R-1, R = params evaluate.restore_shard_runs (a part for `evaluate merge`)")
+                   help="restore only shard J: the runs J*R..(J+1)*R-1, R = params evaluate.restore_shard_runs.<restorer> (a part for `evaluate merge`)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=restore_cmd)
     p = g.add_parser("merge", help="put the restoration shards (evaluate restore --shard) together in row order")
@@ -88,7 +88,7 @@ def restore_cmd(args) -> None:
     from ..restorers import checkpoint
     from ..restorers.classical import DENOISERS, restore_classical
     from ..restorers.restore import restore_direct, restore_edm
-    from .shards import read_rows, shard_rows
+    from .shards import read_rows, shard_rows, shard_runs
 
     prm = setup(args)
     dev = get_device(args, prm)
@@ -96,11 +96,12 @@ def restore_cmd(args) -> None:
     with open_h5(args.plain, "plain reconstructions") as f:
         run = f["run"][()]
     rows = np.arange(len(run))
+    runs_per_shard = shard_runs(ev, args.restorer)
     if args.shard is not None:
         if args.restorer in DENOISERS:
             raise UserError(f"evaluate restore --restorer {args.restorer} --shard: a classical denoiser's blind calibration reads "
                             "every reconstruction; restore it in one job")
-        rows = shard_rows(run, args.shard, ev["restore_shard_runs"], ev["runs"])
+        rows = shard_rows(run, args.shard, runs_per_shard, ev["runs"])
     plain = read_rows(args.plain, "images", rows)
     outs, extra = {}, {}
     rcfg = prm.section("restorers", section_of(args.restorer))

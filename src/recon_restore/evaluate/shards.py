@@ -2,7 +2,9 @@
 reconstructions, each restored 20 times with 35 network evaluations).
 
 Shard ``j`` holds the plain reconstructions of the evaluation runs ``j * R .. (j + 1) * R - 1``
-(``evaluate.restore_shard_runs`` = R; 0: one shard). The shard count is known from the
+(``evaluate.restore_shard_runs``: R per restorer, e.g. ``{edm: 2}``; a restorer not named
+is restored in one job; a classical denoiser cannot be sharded: its blind calibration reads
+every reconstruction). The shard count is known from the
 params before any run exists, so the workflow plans one restoration job per shard. Every
 restoration is seeded by the reconstruction's row in ``plain.h5`` (``restorers.restore``),
 so the restored images do not depend on the shard size. A shard's file (a *part*) holds
@@ -23,6 +25,22 @@ from ..errors import UserError
 from ..io import atomic_path, open_h5, require_datasets, set_attrs
 
 
+def shard_runs(ev: dict, restorer: str) -> int:
+    """R, the evaluation runs per restoration shard of ``restorer`` (0: one job)."""
+    from ..restorers.classical import DENOISERS
+
+    r = int((ev.get("restore_shard_runs") or {}).get(restorer, 0))
+    if r and restorer in DENOISERS:
+        raise UserError(f"params evaluate.restore_shard_runs.{restorer}: a classical denoiser's blind calibration reads "
+                        "every reconstruction; restore it in one job (remove the entry)")
+    return r
+
+
+def restorer_shards(ev: dict, restorer: str) -> int:
+    """Restoration jobs of ``restorer``."""
+    return n_shards(ev["runs"], shard_runs(ev, restorer))
+
+
 def n_shards(total_runs: int, runs_per_shard: int) -> int:
     return 1 if not runs_per_shard else max(1, math.ceil(total_runs / runs_per_shard))
 
@@ -32,7 +50,7 @@ def shard_rows(run: np.ndarray, shard: int, runs_per_shard: int, total_runs: int
     k = n_shards(total_runs, runs_per_shard)
     if not 0 <= shard < k:
         raise UserError(f"--shard {shard}: the plain reconstructions of {total_runs} runs make {k} shards of "
-                        f"{runs_per_shard} runs (params evaluate.restore_shard_runs); expected 0..{k - 1}")
+                        f"{runs_per_shard or total_runs} runs (params evaluate.restore_shard_runs); expected 0..{k - 1}")
     if k == 1:
         return np.arange(len(run))
     return np.nonzero(np.asarray(run) // runs_per_shard == shard)[0]

@@ -56,6 +56,22 @@ def reads_params(method: str, restorers_cfg: dict) -> dict:
     return {"network": sec["network"], "train": train, **own}
 
 
+def recipe_kind(method: str, restorers_cfg: dict) -> tuple[str, dict]:
+    """The checkpoint kind and network config of a trained method (an adapted method: its
+    stage-1 restorer's)."""
+    from ..methods import adapted_from
+
+    method = adapted_from(method) or method
+    rcfg = restorers_cfg[section_of(method)]
+    if parse(method) is not None:
+        return "n2n", dict(rcfg["network"], in_channels=3, out_channels=3)
+    if method == "edm":
+        return "edm", {"network": rcfg["network"], "sigma_data": rcfg["sigma_data"]}
+    if method == "bfdncnn":
+        return "bfdncnn", rcfg["network"]
+    raise UserError(f"{method!r} is not a trained restorer")
+
+
 def needs(method: str) -> str:
     """Which input a trained method reads: ``pool`` (synthetic corruption) or ``manifest`` (shards)."""
     v = parse(method)
@@ -98,7 +114,7 @@ def recipe(method: str, restorers_cfg: dict, resample: dict, seed: int, manifest
         def loss_fn(m, b, g, step):
             return n2n_loss(m(b.recon), b.target, v.loss, b.valid, l0_gamma(step, steps))
 
-        return Recipe("n2n", dict(rcfg["network"], in_channels=3, out_channels=3), loss_fn, stream, reads)
+        return Recipe(*recipe_kind(method, restorers_cfg), loss_fn, stream, reads)
     from ..dataset.sampler import BalancedSampler
 
     _, shards = load_manifest(manifest)
@@ -112,14 +128,14 @@ def recipe(method: str, restorers_cfg: dict, resample: dict, seed: int, manifest
         def loss_fn(m, b, g, step):
             return edm_loss(m, b.target * 2 - 1, b.recon * 2 - 1, b.aug_label, P_mean, P_std, g, b.part)
 
-        return Recipe("edm", {"network": rcfg["network"], "sigma_data": rcfg["sigma_data"]}, loss_fn, stream, reads)
+        return Recipe(*recipe_kind(method, restorers_cfg), loss_fn, stream, reads)
     if method == "bfdncnn":
         from .bfdncnn import bfdncnn_loss
 
         def loss_fn(m, b, g, step):
             return bfdncnn_loss(m, b.target, b.recon)
 
-        return Recipe("bfdncnn", rcfg["network"], loss_fn, stream, reads)
+        return Recipe(*recipe_kind(method, restorers_cfg), loss_fn, stream, reads)
     raise UserError(f"{method!r} is not trained by `restorers train` (an adapted restorer: `restorers adapt`)")
 
 

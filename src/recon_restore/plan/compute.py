@@ -1,0 +1,167 @@
+"""The compute plan of a preset: for every GPU rule of the SLURM profile, its job count,
+the FLOPs of one job (counted from the models at the preset's sizes, ``flops``), and the
+hours one job takes at a stated share of a GPU's peak, against the runtime the profile
+gives the rule (paper scale: 150,000 dataset runs, a DDPM++ restorer of batch 513,
+~1.2 M reconstructions restored 20 times with 35 network evaluations).
+
+Counting rules (upper bounds where runs can stop early): every evaluation run succeeds
+(blind aborts only lower the cost), every reconstruction is restored; a dataset job is
+its runs' target training, reconstruction and snapshot matching; a training job is steps
+x global batch x one example's forward and backward, spread over ``train.gpus`` GPUs;
+diffusion restoration is samples x (2 N - 1) network evaluations; matching is the
+all-pairs SSIM GEMM against the training images and every null gallery; the robustness
+study is two inputs x the non-zero budgets x PGD steps x one forward and backward (the
+diffusion restorer through its 2 N - 1 evaluations). Element-wise work is not counted.
+
+Peak dense throughput in TFLOP/s (NVIDIA A100 SXM and H100 SXM data sheets; fp64: the
+FP64 tensor-core rate, which cuBLAS uses for fp64 GEMMs; convolutions that fall back to
+the vector FP64 units run at half of it on A100).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from .. import flops, methods
+from ..dataset.plan import layout
+from ..evaluate.shards import restorer_shards
+from ..restorers.classical import DENOISERS
+
+PEAK_TFLOPS = {
+    "a100": {"fp64": 19.5, "fp32": 19.5, "tf32": 156.0, "bf16": 312.0},
+    "h100": {"fp64": 67.0, "fp32": 67.0, "tf32": 494.7, "bf16": 989.4},
+}
+PRECISIONS = ("fp64", "fp32", "tf32", "bf16")
+
+
+@dataclass
+class Job:
+    rule: str
+    what: str  # the job's wildcard (method, restorer) or "" for a rule of identical jobs
+    count: int
+    flops: float  # per job
+    precision: str  # "cpu": a CPU job (FLOPs counted where they matter, no GPU hours)
+    gpus: int = 1
+    limit_h: float = float("nan")  # the profile's runtime for the rule
+    hours: dict = field(default_factory=dict)  # GPU kind -> wall hours of one job
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.precision != "cpu"
+
+    def gpu_hours(self, kind: str) -> float:
+        return self.hours[kind] * self.gpus * self.count if self.on_gpu else 0.0
+
+    def flagged(self, kind: str) -> bool:
+        return self.hours[kind] > self.limit_h
+
+
+def wall_hours(job_flops: float, precision: str, gpus: int, kind: str, utilisation: float) -> float:
+    return job_flops / (gpus * PEAK_TFLOPS[kind][precision] * 1e12 * utilisation) / 3600
+
+
+def reconstructions(cfg: dict) -> int:
+    """Plain reconstructions of the evaluation setting (every run successful)."""
+    ev = cfg["evaluate"]
+    return ev["runs"] * len(ev["reconstruct"]["snapshots"]) * 2 * ev["reconstruct"]["candidates_per_class"]
+
+
+def _runs_job(count: int, runs: int, epochs: int, n: int, iters: int, m: int, d: int, hidden: list[int],
+              snapshots: int = 0) -> float:
+    per_run = epochs * flops.target_epoch_flops(d, hidden, n) if epochs else 0.0
+    per_run += iters * flops.reconstruction_iteration_flops(d, hidden, m)
+    per_run += snapshots * m * n * flops.ssim_pair_flops()
+    return runs * per_run
+
+
+def _restorer_kind(restorer: str, rcfg: dict) -> tuple[str, dict]:
+    from ..restorers.recipes import recipe_kind
+
+    return recipe_kind(restorer, rcfg)
+
+
+def jobs(cfg: dict) -> list[Job]:
+    """Every GPU job of the preset ``cfg`` (limits and hours unset: see ``plan``)."""
+    d, hidden = 3 * 32 * 32, cfg["attack"]["target"]["hidden"]
+    ev, at, rc = cfg["evaluate"], cfg["attack"], cfg["restorers"]
+    out: list[Job] = []
+    n_eval, m_eval = 2 * ev["images_per_class"], 2 * ev["reconstruct"]["candidates_per_class"]
+    batches = math.ceil(ev["runs"] / ev["runs_per_job"])
+    target = ev["train"]["epochs"] * flops.target_epoch_flops(d, hidden, n_eval)
+    eval_runs = _runs_job(1, ev["runs_per_job"], 0, n_eval, ev["reconstruct"]["iterations"], m_eval, d, hidden)
+    settings = [("attack", "")] + ([("adapt", "")] if (rc.get("adapt") or {}).get("enabled") else [])
+    for stage, _ in settings:
+        out.append(Job(f"{stage}_target", "", 1, target, ev["train"]["precision"]))
+        out.append(Job(f"{stage}_runs", "", batches, eval_runs, ev["reconstruct"]["precision"]))
+    ds = cfg["dataset"]
+    n_ds, m_ds = 2 * at["train"]["images_per_class"], 2 * at["reconstruct"]["candidates_per_class"]
+    shard = _runs_job(1, ds["runs_per_job"], at["train"]["epochs"], n_ds, at["reconstruct"]["iterations"], m_ds, d, hidden,
+                      len(at["reconstruct"]["snapshots"]))
+    out.append(Job("dataset_shard", "", len(layout(cfg)["jobs"]), shard, at["train"]["precision"]))
+    per_image = {}
+    for r in methods.trained(rc):
+        kind, config = _restorer_kind(r, rc)
+        per_image[r] = flops.restorer_flops(kind, config)
+        src = methods.adapted_from(r)
+        if src:  # paper 001's stage 2: G trained, G0 evaluated, on the adaptation batch
+            a = rc["adapt"]
+            out.append(Job("restorers_adapt", r, 1, a["steps"] * a["batch"] * (per_image[r]["train"] + per_image[r]["forward"]), "fp32"))
+            continue
+        t = rc[methods.section_of(r)]["train"]
+        out.append(Job("restorers_train", r, 1, t["steps"] * t["batch"] * per_image[r]["train"], t["precision"], t.get("gpus", 1)))
+    n = reconstructions(cfg)
+    for r in methods.restorers(rc):
+        if r in DENOISERS:
+            continue  # CPU jobs
+        if r.startswith("restormer_"):
+            from ..restorers.restormer import build
+
+            model = build(r.removeprefix("restormer_")).eval()
+            import torch
+
+            with torch.no_grad():
+                fwd = flops.count(lambda: model(torch.rand(1, 3, 32, 32)))
+            per = fwd
+        elif r == "edm":
+            s = rc["edm"]
+            per = s["samples"] * (2 * s["sampler"]["num_steps"] - 1) * per_image[r]["forward"]
+        else:
+            per = per_image[r]["forward"]
+        k = restorer_shards(ev, r)
+        prec = rc["edm"]["sample_precision"] if r == "edm" else "fp32"
+        out.append(Job("evaluate_restore_shard" if k > 1 else "evaluate_restore", r, k, per * math.ceil(n / k), prec))
+    pair = flops.ssim_pair_flops(ev["best_match"]["ssim_variant"])
+    match = n * n_eval * (1 + ev["null_galleries"]) * pair
+    out.append(Job("evaluate_match", "", len(methods.names(rc)), match, "cpu"))
+    rb = cfg.get("robustness") or {}
+    if rb.get("enabled"):
+        budgets = sum(1 for b in rb["budgets"] if b > 0)
+        for r in methods.trained(rc):
+            nfe = 2 * rb["edm_steps"] - 1 if r == "edm" else 1
+            out.append(Job("robustness_run", r, 1, 2 * rb["images"] * budgets * rb["steps"] * nfe * per_image[r]["train"], "fp32"))
+    # CPU jobs (bookkeeping, classical denoisers, matching): counted, not timed on a GPU
+    classical = [r for r in methods.restorers(rc) if r in DENOISERS]
+    sharded = [r for r in methods.restorers(rc) if restorer_shards(ev, r) > 1]
+    cpu = [("data_prepare", 1), ("dataset_plan", len(layout(cfg)["waves"])), ("dataset_manifest", 1), ("dataset_coverage", 1),
+           ("evaluate_collect", 1), ("evaluate_galleries", 1), ("evaluate_restore", len(classical)),
+           ("evaluate_merge", len(sharded)), ("report", 1)]
+    cpu += [("adapt_collect", 1)] if len(settings) > 1 else []
+    cpu += [("robustness_report", 1)] if rb.get("enabled") else []
+    out += [Job(rule, "classical" if rule == "evaluate_restore" else "", k, 0.0, "cpu") for rule, k in cpu if k]
+    return out
+
+
+def plan(cfg: dict, profile: dict, utilisation: float, kinds=("a100", "h100")) -> list[Job]:
+    """The preset's GPU jobs with their hours per GPU kind and the profile's runtime limits."""
+    res, default = profile.get("set-resources") or {}, profile.get("default-resources") or {}
+    out = jobs(cfg)
+    for j in out:
+        j.limit_h = float((res.get(j.rule) or {}).get("runtime", default.get("runtime", float("nan")))) / 60
+        j.hours = {k: float("nan") if j.precision == "cpu" else wall_hours(j.flops, j.precision, j.gpus, k, utilisation) for k in kinds}
+    return out
+
+
+def precision_options(job: Job, utilisation: float, kinds=("a100", "h100")) -> dict[str, dict[str, float]]:
+    """Wall hours of one job at every precision (the paper's fp64 EDM training against fp32/tf32/bf16)."""
+    return {p: {k: wall_hours(job.flops, p, job.gpus, k, utilisation) for k in kinds} for p in PRECISIONS}

@@ -1,0 +1,95 @@
+"""``recon-restore plan`` and the FLOP counts behind it: the counts agree with hand counts,
+the plan's jobs are the ones Snakemake plans, and the paper preset fits its profile."""
+
+import json
+import subprocess
+
+import pytest
+import yaml
+
+from conftest import REPO
+from test_workflow import sm
+
+from recon_restore import flops
+from recon_restore.cli import main
+from recon_restore.config import load_params
+from recon_restore.plan.compute import PEAK_TFLOPS, jobs, wall_hours
+
+
+def test_conv_network_flops_equal_a_hand_count():
+    """BF-DnCNN, depth 3, 8 channels, 32x32: 2 x H x W x 9 x Cin x Cout per convolution."""
+    f = flops.restorer_flops("bfdncnn", {"depth": 3, "channels": 8, "image_channels": 3})
+    per = lambda cin, cout: 2 * 32 * 32 * 9 * cin * cout  # noqa: E731
+    fwd = per(3, 8) + per(8, 8) + per(8, 3)
+    assert f["forward"] == fwd
+    # backward: every weight gradient (= forward) and the input gradients of all but the first convolution
+    assert f["train"] == 2 * fwd + per(8, 8) + per(8, 3)
+
+
+def test_attack_flops_equal_a_hand_count():
+    d, (h1, h2), n, m = 12, (5, 7), 4, 6
+    mm = lambda a, b, c: 2 * a * b * c  # noqa: E731  (a x b) @ (b x c)
+    fwd = mm(n, d, h1) + mm(n, h1, h2) + mm(n, h2, 1)
+    # closed-form backward: dW1, dW2, dw3 and the first activations' gradient through W2 (the one
+    # through w3 is an outer product, element-wise work, not counted)
+    assert flops.target_epoch_flops(d, [h1, h2], n) == fwd + mm(d, n, h1) + mm(h1, n, h2) + mm(h2, n, 1) + mm(n, h2, h1)
+    # one iteration of attack.objective.closed_form: the forward and delta products, the four
+    # candidate Gram matrices, and the products of the reverse pass
+    per_iter = (mm(m, d, h1) + mm(m, h1, h2) + mm(m, h2, h1)  # W1 x, W2 a1, W2^T u
+                + mm(m, d, m) + mm(m, h1, m) + mm(m, h1, m) + mm(m, h2, m)  # K, G1, A1, U
+                + mm(m, m, h1) + mm(m, m, h2) + mm(m, m, h1)  # q1, q2, (U c) a1
+                + mm(m, h1, h2) + mm(m, h2, h1) + mm(m, h1, d) + mm(m, m, d))  # dv W2^T, dz2 W2, gx, (G1 c) x
+    assert flops.reconstruction_iteration_flops(d, [h1, h2], m) == per_iter
+
+
+def test_wall_hours_is_flops_over_throughput():
+    assert wall_hours(3600 * 19.5e12 * 0.5, "fp32", 1, "a100", 0.5) == pytest.approx(1.0)
+    assert wall_hours(3600 * 19.5e12, "fp32", 4, "a100", 1.0) == pytest.approx(0.25)
+    assert PEAK_TFLOPS["h100"]["bf16"] > PEAK_TFLOPS["h100"]["tf32"] > PEAK_TFLOPS["h100"]["fp32"]
+
+
+def _dry_run_counts(preset: str, configfile=None) -> dict[str, int]:
+    args = ["-n", "--forceall", "--cores", "2", "--workflow-profile", "none", "--quiet", "rules", "--config", f"preset={preset}"]
+    if configfile:
+        args += ["--configfile", str(configfile)]
+    out = sm(*args).stdout
+    counts = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def test_the_plans_jobs_are_the_jobs_snakemake_plans():
+    cfg = load_params(REPO / "params.yaml", "paper").cfg
+    planned: dict[str, int] = {}
+    for j in jobs(cfg):
+        planned[j.rule] = planned.get(j.rule, 0) + j.count
+    counts = _dry_run_counts("paper")
+    for r in ("all", "total"):
+        counts.pop(r)
+    for r in ("restorers_all", "evaluate_all", "robustness_all"):
+        counts.pop(r, None)
+    assert planned == counts
+    assert counts["evaluate_restore_shard"] == 152 and counts["restorers_train"] == len(
+        [j for j in jobs(cfg) if j.rule == "restorers_train"])
+
+
+def test_paper_preset_has_no_job_over_its_limit(tmp_path, capsys):
+    assert main(["plan", "--preset", "paper", "--json", str(tmp_path / "plan.json")]) == 0
+    out = capsys.readouterr().out
+    assert "OVER LIMIT" not in out and "| restorers_train | edm | 1 |" in out
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    edm = next(j for j in plan["jobs"] if j["rule"] == "restorers_train" and j["job"] == "edm")
+    assert edm["gpus"] == 8 and edm["precision"] == "fp64" and edm["hours"]["a100"] < edm["limit_h"]
+    assert plan["flagged"] == [] and plan["gpu_hours"]["dataset"]["a100"] > 0
+
+
+def test_a_job_over_its_profile_runtime_is_flagged(tmp_path, capsys):
+    prof = yaml.safe_load((REPO / "workflow/profiles/slurm/profile.yaml").read_text())
+    prof["set-resources"]["restorers_train"]["runtime"] = 60
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(prof))
+    assert main(["plan", "--preset", "paper", "--profile", str(tmp_path / "p.yaml")]) == 2
+    cap = capsys.readouterr()
+    assert "OVER LIMIT: restorers_train edm" in cap.out and "exceed their profile runtime" in cap.err
