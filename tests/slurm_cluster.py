@@ -71,7 +71,7 @@ class LocalSlurm:
         cpus = fields.get("CPUs", "2")
         mem = max(1000, int(fields.get("RealMemory", "4000")) - 512)
         topo = " ".join(f"{k}={fields[k]}" for k in ("Boards", "SocketsPerBoard", "CoresPerSocket", "ThreadsPerCore") if k in fields)
-        return f"NodeName=localhost CPUs={cpus} {topo} RealMemory={mem} Gres=gpu:1 State=UNKNOWN"
+        return f"NodeName=localhost CPUs={cpus} {topo} RealMemory={mem} Gres=gpu:2 State=UNKNOWN"
 
     def write_config(self) -> None:
         r = self.root
@@ -104,7 +104,8 @@ SchedulerParameters=defer
 PartitionName=cpu Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=localhost MaxTime=INFINITE State=UP
 """)
-        self._install("gres.conf", "NodeName=localhost Name=gpu File=/dev/null\n")
+        # two fake GPUs (device files that exist): GPU rules are scheduled, a 2-GPU training job too
+        self._install("gres.conf", "NodeName=localhost Name=gpu File=/dev/null\nNodeName=localhost Name=gpu File=/dev/zero\n")
 
     def _munge(self) -> None:
         ok = subprocess.run("munge -n | unmunge", shell=True, capture_output=True, text=True)

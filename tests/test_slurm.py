@@ -1,10 +1,12 @@
-"""The workflow on a real SLURM cluster (one node on localhost, started by the test).
+"""The workflow on a real SLURM cluster (one node on localhost with two fake GPUs, started by the test).
 
 Runs the demo preset through ``snakemake --profile`` with the repository's SLURM profile,
 its site block edited for this cluster (status polling, memory, no cpus-per-gpu), and
 checks that (1) the outputs equal the local run's, (2) GPU rules were submitted with a GPU
 request on the gpu partition and other rules without, and (3) a job killed part-way with
-``scancel`` is resubmitted through Snakemake's retries and the final output is identical.
+``scancel`` is resubmitted through Snakemake's retries and the final output is identical,
+(4) BF-DnCNN trains as one job on two GPUs (two gloo processes on CPU, ``train.gpus: 2``)
+and its restoration runs as three shard jobs whose merged output equals one job's.
 To keep CI short the SLURM run stops before the EDM restorer (its training and sampling are
 8 of the demo's 11 minutes); every GPU rule still runs (BF-DnCNN training, TV and BF-DnCNN
 restoration). Skips with a reason where SLURM cannot be started (not root, not installed).
@@ -142,3 +144,42 @@ def test_a_cancelled_job_is_resubmitted_and_the_output_is_identical(cluster, dem
     states = sorted(j["JobState"] for j in shard_jobs)
     assert "CANCELLED" in states and "COMPLETED" in states, states
     assert shard_digest(work / target) == shard_digest(demo_run / target)
+
+
+def test_two_gpu_training_and_sharded_restoration(slurm_run, cluster, tmp_path):
+    """On a copy of the SLURM run: BF-DnCNN retrained as one job asking for 2 GPUs (two
+    processes, gloo on CPU) and restored in 3 shards of 2 evaluation runs, then merged."""
+    import shutil
+
+    from conftest import BIN as bin_dir
+
+    work = tmp_path / "repo"
+    shutil.copytree(slurm_run, work, symlinks=True, ignore=shutil.ignore_patterns(".snakemake", "slurm-logs", "ci-profile"))
+    doc = yaml.safe_load((work / "params.yaml").read_text())
+    demo = doc["presets"]["demo"]
+    demo["restorers"]["bfdncnn"]["train"].update(gpus=2, steps=200, halve_after=150, halve_every=25)
+    demo["evaluate"]["restore_shard_runs"] = {"bfdncnn": 2}
+    (work / "params.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    (work / "results/demo/restorers/bfdncnn.pt").unlink()
+    before = {j["JobId"] for j in cluster.jobs()}
+    p = run_on_slurm(work, cluster, ["results/demo/evaluate/match/bfdncnn.h5"])
+    assert p.returncode == 0, (p.stdout[-3000:] + p.stderr[-5000:])
+    jobs = [j for j in cluster.jobs() if j["JobId"] not in before and rule_of(j)]
+    train = [j for j in jobs if rule_of(j) == "restorers_train"]
+    assert len(train) == 1 and "gpu:2" in train[0].get("TresPerJob", "") + train[0].get("TresPerNode", ""), train
+    assert sorted(rule_of(j) for j in jobs if rule_of(j).startswith("evaluate_")) == (
+        ["evaluate_match", "evaluate_merge"] + ["evaluate_restore_shard"] * 3)
+    assert all(j["JobState"] == "COMPLETED" for j in jobs), jobs
+    import torch
+
+    ck = torch.load(work / "results/demo/restorers/bfdncnn.pt", weights_only=True)
+    assert ck["provenance"]["gpus"] == 2
+    log = (work / "results/demo/logs/restorers_train/bfdncnn.log").read_text()
+    assert "1 process" not in log and "2 process" in log
+    # the merged shards equal one restoration job of the same checkpoint
+    one = tmp_path / "one.h5"
+    subprocess.run([str(bin_dir / "recon-restore"), "evaluate", "restore", "--restorer", "bfdncnn", "--plain",
+                    "results/demo/evaluate/plain.h5", "--checkpoint", "results/demo/restorers/bfdncnn.pt", "--out", str(one)],
+                   cwd=work, env=ENV, check=True, capture_output=True)
+    with h5py.File(one) as a, h5py.File(work / "results/demo/evaluate/restored/bfdncnn.h5") as b:
+        assert b.attrs["parts"] == 3 and np.array_equal(a["bfdncnn"][()], b["bfdncnn"][()])
