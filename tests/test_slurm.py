@@ -160,13 +160,14 @@ def test_two_gpu_training_and_sharded_restoration(slurm_run, cluster, tmp_path):
     demo["restorers"]["bfdncnn"]["train"].update(gpus=2, steps=200, halve_after=150, halve_every=25)
     demo["evaluate"]["restore_shard_runs"] = {"bfdncnn": 2}
     (work / "params.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    (work / "results/demo/restorers/bfdncnn.pt").unlink()
+    for f in ("restorers/bfdncnn.pt", "evaluate/restored/bfdncnn.h5", "evaluate/match/bfdncnn.h5"):
+        (work / "results/demo" / f).unlink()
     before = {j["JobId"] for j in cluster.jobs()}
     p = run_on_slurm(work, cluster, ["results/demo/evaluate/match/bfdncnn.h5"])
     assert p.returncode == 0, (p.stdout[-3000:] + p.stderr[-5000:])
     jobs = [j for j in cluster.jobs() if j["JobId"] not in before and rule_of(j)]
     train = [j for j in jobs if rule_of(j) == "restorers_train"]
-    assert len(train) == 1 and "gpu:2" in train[0].get("TresPerJob", "") + train[0].get("TresPerNode", ""), train
+    assert len(train) == 1 and "gpu:2" in train[0].get("TresPerJob", "") + train[0].get("TresPerNode", ""), (jobs, p.stdout[-3000:])
     assert sorted(rule_of(j) for j in jobs if rule_of(j).startswith("evaluate_")) == (
         ["evaluate_match", "evaluate_merge"] + ["evaluate_restore_shard"] * 3)
     assert all(j["JobState"] == "COMPLETED" for j in jobs), jobs

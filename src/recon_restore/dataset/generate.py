@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +40,21 @@ def _to_u8(x: torch.Tensor) -> np.ndarray:
     return (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
 
 
-def run_batch(pool: ImageSet, runs: list[dict], cfg: dict, device: torch.device, progress: bool = False) -> ShardData:
-    """Train, reconstruct and match a batch of runs; returns their pairs."""
+@dataclass
+class Reconstructed:
+    """A batch of runs after training and reconstruction, before matching."""
+
+    runs: list[dict]
+    X: torch.Tensor  # (R, n, 3, 32, 32) augmented training images in [0, 1]
+    auglab: list[np.ndarray]
+    mean: torch.Tensor  # (R, 3, 32, 32)
+    failed: list[bool]
+    snaps: list[dict[int, torch.Tensor]]  # per run: iteration -> (m, 3, 32, 32) postprocessed ({} if failed)
+    per_run: dict[str, list]  # train_loss, min_margin, stationarity, box, lam_penalty
+
+
+def reconstruct_batch(pool: ImageSet, runs: list[dict], cfg: dict, device: torch.device, progress: bool = False) -> Reconstructed:
+    """Train the batch's target networks and reconstruct (every snapshot, postprocessed)."""
     acfg = cfg["attack"]
     net, tr, rc = acfg["target"], acfg["train"], acfg["reconstruct"]
     prec = tr["precision"]
@@ -49,7 +63,7 @@ def run_batch(pool: ImageSet, runs: list[dict], cfg: dict, device: torch.device,
     R = len(runs)
     n = len(runs[0]["indices"])
 
-    clean, labels, auglab, means = [], [], [], []
+    clean, labels, auglab = [], [], []
     for r in runs:
         rng = np.random.default_rng(r["seed"])
         idx = np.asarray(r["indices"])
@@ -73,20 +87,30 @@ def run_batch(pool: ImageSet, runs: list[dict], cfg: dict, device: torch.device,
         rcfg = ReconConfig.from_params(rc)
         res = reconstruct(trained.weights, hp, rcfg, Xc.shape[-1], [torch_generator(r["seed"], "reconstruct") for r in runs],
                           progress=progress, desc="reconstruct")
+    failed, snaps = [], []
+    for j in range(R):
+        bad = bool(trained.failed[j]) or res.status[j] != "ok"
+        failed.append(bad)
+        snaps.append({} if bad else {ep: postprocess(s[j].view(-1, *IMAGE_SHAPE).double(), mean[j]) for ep, s in res.snapshots.items()})
+    per_run = {"train_loss": [float(v) for v in trained.loss], "min_margin": [float(v) for v in trained.min_margin],
+               "stationarity": [float(v) for v in res.stationarity], "box": [float(v) for v in res.box],
+               "lam_penalty": [float(v) for v in res.lam_penalty]}
+    return Reconstructed(runs, X, auglab, mean, failed, snaps, per_run)
 
-    mcfg = cfg["dataset"]["match"]
+
+def pairs_of(rb: Reconstructed, mcfg: dict, keep: set[int] | None = None) -> ShardData:
+    """Match a reconstructed batch (``dataset.match``) and collect its pairs; ``keep``: use only
+    these snapshots (the dataset cost study: a run that stopped earlier, or kept fewer)."""
+    X = rb.X
+    n = X.shape[1]
     pairs = {k: [] for k in ("recon", "target_row", "run", "epoch", "candidate", "ssim", "margin")}
     targets = {"image": [], "aug_label": [], "source_index": [], "run": []}
     run_rows = {k: [] for k in RUN_FIELDS}
-    for j, r in enumerate(runs):
-        failed = bool(trained.failed[j]) or res.status[j] != "ok"
-        snaps = {}
-        if not failed:
-            for ep, s in res.snapshots.items():
-                snaps[ep] = postprocess(s[j].view(-1, *IMAGE_SHAPE).double(), mean[j])
+    for j, r in enumerate(rb.runs):
+        snaps = {ep: s for ep, s in rb.snaps[j].items() if keep is None or ep in keep}
         base = j * n
         targets["image"].append(_to_u8(X[j]))
-        targets["aug_label"].append(auglab[j])
+        targets["aug_label"].append(rb.auglab[j])
         targets["source_index"].append(np.asarray(r["indices"], dtype=np.int64))
         targets["run"].append(np.full(n, r["run"], dtype=np.int64))
         count, accepted = 0, 0
@@ -107,15 +131,12 @@ def run_batch(pool: ImageSet, runs: list[dict], cfg: dict, device: torch.device,
                 count += len(eps)
         run_rows["run"].append(r["run"])
         run_rows["seed"].append(r["seed"])
-        run_rows["status"].append(int(RunStatus.FAILED if failed else RunStatus.OK))
-        run_rows["mean"].append(mean[j].float().numpy())
-        run_rows["train_loss"].append(float(trained.loss[j]))
-        run_rows["min_margin"].append(float(trained.min_margin[j]))
-        run_rows["stationarity"].append(float(res.stationarity[j]))
-        run_rows["box"].append(float(res.box[j]))
-        run_rows["lam_penalty"].append(float(res.lam_penalty[j]))
+        run_rows["status"].append(int(RunStatus.FAILED if rb.failed[j] else RunStatus.OK))
+        run_rows["mean"].append(rb.mean[j].float().numpy())
+        for k, v in rb.per_run.items():
+            run_rows[k].append(v[j])
         run_rows["pairs"].append(count)
-        log.info("run %d: %s, %d pairs from %d accepted candidates", r["run"], "failed" if failed else "ok", count, accepted)
+        log.info("run %d: %s, %d pairs from %d accepted candidates", r["run"], "failed" if rb.failed[j] else "ok", count, accepted)
 
     empty = {"recon": np.zeros((0, *IMAGE_SHAPE), np.uint8)}
     cat = lambda lst, key: np.concatenate(lst) if lst else empty.get(key, np.zeros(0))  # noqa: E731
@@ -124,6 +145,11 @@ def run_batch(pool: ImageSet, runs: list[dict], cfg: dict, device: torch.device,
         {k: np.concatenate(v) for k, v in targets.items()},
         {k: np.stack(v) if k == "mean" else np.asarray(v) for k, v in run_rows.items()},
     )
+
+
+def run_batch(pool: ImageSet, runs: list[dict], cfg: dict, device: torch.device, progress: bool = False) -> ShardData:
+    """Train, reconstruct and match a batch of runs; returns their pairs."""
+    return pairs_of(reconstruct_batch(pool, runs, cfg, device, progress), cfg["dataset"]["match"])
 
 
 def _save_part(path: Path, d: ShardData) -> None:

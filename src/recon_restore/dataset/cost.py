@@ -1,0 +1,124 @@
+"""Where the dataset's pairs come from, per unit of compute (paper section 2; reviewers
+asked for this cost guidance).
+
+A dataset run trains a target network for E epochs on n images, reconstructs m candidates
+for I iterations and keeps every snapshot of every matched candidate. The study runs the
+dataset setting itself (``generate.reconstruct_batch`` and ``pairs_of``: the same
+augmentation, training, reconstruction and matching as a shard job) over a grid of E,
+candidates and images per run, and evaluates each trained-and-reconstructed batch at every
+iteration cutoff I of the grid by matching only the snapshots up to I (exactly what a run
+stopped at I records: a snapshot does not depend on later iterations). Per setting it
+reports matched pairs, matched candidates, unique images matched, the pairs' SSIM (median,
+quartiles), the FLOPs of the runs, counted from the models (``flops``: E epochs of training,
+I iterations, the snapshot matching) and pairs per PFLOP, beside the paper's schedule (E =
+50,000, I = 11,900 with its 11 snapshots) at the same scale.
+
+Scale (``dataset.cost_study``): full width (3072-1000-1000-1) with fewer images and
+candidates per run than the paper (default 10 and 15 per class instead of 150 and 200),
+so that the study fits two CPU cores. Width is kept because the reconstruction's success
+depends on how over-parameterised the network is; the compared quantity is a ratio between
+schedules at one scale, and FLOPs per epoch and per iteration scale linearly with n and m.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from .. import flops
+from ..data.store import ImageSet
+from ..seeding import derive_seed
+from .generate import pairs_of, reconstruct_batch
+from .plan import sample_run
+
+log = logging.getLogger(__name__)
+D = 3 * 32 * 32
+
+
+@dataclass
+class Row:
+    setting: str
+    epochs: int
+    iterations: int
+    snapshots: int
+    images_per_class: int
+    candidates_per_class: int
+    runs: int
+    runs_failed: int
+    pairs: int
+    candidates_matched: int
+    images_matched: int
+    ssim_median: float
+    ssim_q25: float
+    ssim_q75: float
+    pflop: float
+    pairs_per_pflop: float
+    paper: bool = False
+
+
+def run_flops(hidden: list[int], n: int, m: int, epochs: int, iterations: int, snapshots: int, variant: str) -> float:
+    """FLOPs of one dataset run: training, reconstruction and matching of its snapshots."""
+    return (epochs * flops.target_epoch_flops(D, hidden, n) + iterations * flops.reconstruction_iteration_flops(D, hidden, m)
+            + snapshots * m * n * flops.ssim_pair_flops(variant))
+
+
+def settings(study: dict) -> list[tuple[int, int, int]]:
+    """(epochs, candidates_per_class, images_per_class) of every batch the study trains."""
+    return list(itertools.product(study["epochs"], study["candidates_per_class"], study["images_per_class"]))
+
+
+def measure(pool: ImageSet, cfg: dict, study: dict, seed: int, device: torch.device, progress: bool = False) -> list[Row]:
+    """Run the grid; one row per (epochs, iterations, candidates, images) setting."""
+    paper_snaps = list(study["paper_snapshots"])
+    rows: list[Row] = []
+    for epochs, cand, imgs in settings(study):
+        c = copy.deepcopy(cfg)
+        last = max(study["iterations"])
+        c["attack"]["train"].update(images_per_class=imgs, epochs=epochs)
+        snaps = sorted({s for s in paper_snaps if s <= last} | set(study["iterations"]))
+        c["attack"]["reconstruct"].update(candidates_per_class=cand, iterations=last, snapshots=snaps)
+        runs = []
+        for k in range(study["runs"]):
+            s = derive_seed(seed, "cost-study", k)  # the same images and seeds for every setting
+            idx = sample_run(pool.labels, imgs, np.random.default_rng(s))
+            runs.append({"run": k, "seed": int(s), "indices": idx.tolist()})
+        log.info("cost study: %d runs, %d epochs, %d iterations, %d candidates and %d images per class", len(runs), epochs,
+                 last, cand, imgs)
+        rb = reconstruct_batch(pool, runs, c, device, progress)
+        for it in study["iterations"]:
+            keep = {s for s in paper_snaps if s <= it} | {it}  # the paper's snapshots of a run stopped at it
+            d = pairs_of(rb, c["dataset"]["match"], keep)
+            kept = len(keep)
+            ss = d.pairs["ssim"].astype(np.float64)
+            matched = {(int(r), int(cc)) for r, cc in zip(d.pairs["run"], d.pairs["candidate"])}
+            images = set(d.targets["source_index"][d.pairs["target_row"]].tolist()) if len(ss) else set()
+            f = len(runs) * run_flops(c["attack"]["target"]["hidden"], 2 * imgs, 2 * cand, epochs, it, kept,
+                                      c["dataset"]["match"]["ssim_variant"])
+            q = np.quantile(ss, [0.25, 0.5, 0.75]) if len(ss) else [float("nan")] * 3
+            paper = epochs == study["paper_epochs"] and it == study["paper_iterations"]
+            rows.append(Row(f"E{epochs}-I{it}-m{cand}-n{imgs}", epochs, it, kept, imgs, cand, len(runs), int(sum(rb.failed)),
+                            len(ss), len(matched), len(images), float(q[1]), float(q[0]), float(q[2]), f / 1e15,
+                            len(ss) / (f / 1e15), paper))
+    return rows
+
+
+def compare(rows: list[Row], min_ratio: float = 3.0) -> dict:
+    """Each setting against the paper schedule at the same candidates and images: the ratio of
+    pairs per PFLOP and whether its median pair SSIM is at least the paper's; and the cheapest
+    setting that reaches ``min_ratio`` at equal or better median SSIM."""
+    out = {}
+    for r in rows:
+        ref = next((p for p in rows if p.paper and p.candidates_per_class == r.candidates_per_class
+                    and p.images_per_class == r.images_per_class), None)
+        if ref is None or ref.pairs_per_pflop == 0:
+            continue
+        out[r.setting] = {"ratio": r.pairs_per_pflop / ref.pairs_per_pflop, "ssim_ok": r.ssim_median >= ref.ssim_median,
+                          "reference": ref.setting}
+    ok = [r for r in rows if r.setting in out and not r.paper and out[r.setting]["ssim_ok"] and out[r.setting]["ratio"] >= min_ratio]
+    best = max(ok, key=lambda r: out[r.setting]["ratio"], default=None)
+    return {"settings": out, "best": None if best is None else asdict(best), "min_ratio": min_ratio}
