@@ -27,3 +27,4 @@ rule all:
     input:
         PLAN.report_files(),
         PLAN.robustness_outputs() if CFG["robustness"]["enabled"] else [],
+        PLAN.cost_study_outputs() if CFG["dataset"]["cost_study"]["enabled"] else [],

@@ -14,7 +14,7 @@ from conftest import REPO
 BIN = Path(sys.executable).parent
 ENV = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
 GPU_RULES = {"attack_target", "attack_runs", "dataset_shard", "restorers_train", "evaluate_restore", "evaluate_restore_shard",
-             "adapt_target", "adapt_runs", "restorers_adapt", "robustness_run"}
+             "adapt_target", "adapt_runs", "restorers_adapt", "robustness_run", "dataset_cost"}
 
 
 def sm(*args, cwd=REPO, check=True):

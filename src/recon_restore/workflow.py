@@ -83,6 +83,11 @@ class Plan:
             "appendix": [f"{r}/figures/appendix_{p + 1:02d}.png" for p in range(pages)],
         }
 
+    def cost_study_outputs(self) -> list[str]:
+        """The dataset cost study's table, JSON and figure (``dataset.cost_study``)."""
+        r = f"{self.out}/report/dataset_cost"
+        return [f"{r}/cost.csv", f"{r}/cost.md", f"{r}/cost.json", f"{r}/cost.png"]
+
     def robustness_outputs(self) -> list[str]:
         """The robustness study's table, summary and figure (paper 004)."""
         r = f"{self.out}/report/robustness"

@@ -92,3 +92,34 @@ rule dataset_coverage:
     shell:
         cli("dataset coverage")
         + " --pool {input.pool} --manifest {input.manifest} --out-json {output.json} --out-csv {output.csv} > {log} 2>&1"
+
+
+rule dataset_cost:
+    # the dataset cost study: pairs per PFLOP over epochs, iterations, candidates, images
+    input:
+        pool=f"{OUT}/data/pool.h5",
+    output:
+        PLAN.cost_study_outputs(),
+    log:
+        f"{OUT}/logs/dataset_cost.log",
+    conda:
+        CONDA_ENV
+    threads: 2
+    resources:
+        runtime=720,
+        mem_mb=16000,
+    params:
+        cfg=section("dataset", "cost_study"),
+        attack=section("attack"),
+        code=code("dataset"),
+        out=lambda w, output: os.path.dirname(output[0]),
+    shell:
+        cli("dataset cost-study")
+        + " --pool {input.pool} --out-dir {params.out} > {log} 2>&1"
+
+
+rule dataset_cost_all:
+    input:
+        PLAN.cost_study_outputs(),
+    # the dataset cost study (`snakemake dataset_cost_all`, also in `all` when enabled)
+    localrule: True

@@ -45,6 +45,11 @@ def register(sub) -> None:
     p.add_argument("--out-json", required=True)
     p.add_argument("--out-csv", required=True)
     p.set_defaults(func=coverage_cmd)
+    p = g.add_parser("cost-study", help="pairs per PFLOP over a grid of epochs, iterations, candidates and images (dataset.cost_study)")
+    common(p, device=True)
+    p.add_argument("--pool", required=True)
+    p.add_argument("--out-dir", required=True, help="folder for cost.csv, cost.md, cost.json and cost.png")
+    p.set_defaults(func=cost_study_cmd)
     p = g.add_parser("verify", help="check shards (or a manifest's shards) for truncation or alteration")
     p.add_argument("paths", nargs="*", help="shard files")
     p.add_argument("--manifest", default=None)
@@ -71,6 +76,7 @@ def plan_cmd(args) -> None:
 
 def shard_cmd(args) -> None:
     from .generate import generate_job, remove_parts
+    from .schedule import effective
     from .shards import write_shard
 
     prm = setup(args)
@@ -88,13 +94,32 @@ def shard_cmd(args) -> None:
     pool = read_image_set(args.pool)
     parts = out.with_name(out.name + ".parts")
     runs = [by_run[r] for r in job["runs"]]
-    fp = fingerprint({"attack": prm.cfg["attack"], "dataset": prm.cfg["dataset"], "seed": prm.seed, "runs": runs,
+    cfg = effective(prm.cfg)  # dataset.schedule: paper | fast
+    fp = fingerprint({"attack": cfg["attack"], "dataset": cfg["dataset"], "seed": prm.seed, "runs": runs,
                       "pool": file_sha256(args.pool)}, "dataset")
-    data = generate_job(pool, runs, prm.cfg, parts, dev, args.progress, fp)
+    data = generate_job(pool, runs, cfg, parts, dev, args.progress, fp)
     attrs = provenance(prm.cfg, prm.seed, preset=prm.preset, job=args.job, wave=job["wave"], runs=job["runs"])
     write_shard(out, data, attrs, args.overwrite, prm.cfg["dataset"]["compression"])
     remove_parts(parts)
     log.info("shard %s: %d pairs from %d runs", out, len(data.pairs["run"]), len(job["runs"]))
+
+
+def cost_study_cmd(args) -> None:
+    from .cost import compare, measure
+    from .cost_report import write_study
+
+    prm = setup(args)
+    dev = get_device(args, prm)
+    study = prm.section("dataset", "cost_study")
+    out = Path(args.out_dir)
+    for f in ("cost.csv", "cost.md", "cost.json", "cost.png"):
+        check_writable(out / f, args.overwrite)
+    rows = measure(read_image_set(args.pool), prm.cfg, study, prm.seed, dev, args.progress)
+    verdict = compare(rows, study["min_ratio"])
+    write_study(out, rows, verdict, provenance(prm.cfg, prm.seed, preset=prm.preset, pool=file_sha256(args.pool)), args.overwrite)
+    best = verdict["best"]
+    log.info("cost study: %d settings; best at >= %gx the paper's pairs per PFLOP with its median SSIM: %s", len(rows),
+             study["min_ratio"], best["setting"] if best else "none")
 
 
 def manifest_cmd(args) -> None:

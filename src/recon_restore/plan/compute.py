@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from .. import flops, methods
 from ..dataset.plan import layout
+from ..dataset.schedule import effective
 from ..evaluate.shards import restorer_shards
 from ..restorers.classical import DENOISERS
 
@@ -95,10 +96,19 @@ def jobs(cfg: dict) -> list[Job]:
         out.append(Job(f"{stage}_target", "", 1, target, ev["train"]["precision"]))
         out.append(Job(f"{stage}_runs", "", batches, eval_runs, ev["reconstruct"]["precision"]))
     ds = cfg["dataset"]
+    at = effective(cfg)["attack"]  # dataset.schedule: paper | fast
     n_ds, m_ds = 2 * at["train"]["images_per_class"], 2 * at["reconstruct"]["candidates_per_class"]
     shard = _runs_job(1, ds["runs_per_job"], at["train"]["epochs"], n_ds, at["reconstruct"]["iterations"], m_ds, d, hidden,
                       len(at["reconstruct"]["snapshots"]))
     out.append(Job("dataset_shard", "", len(layout(cfg)["jobs"]), shard, at["train"]["precision"]))
+    study = ds["cost_study"]
+    if study["enabled"]:
+        from ..dataset.cost import run_flops, settings
+
+        last = max(study["iterations"])
+        f = sum(study["runs"] * run_flops(hidden, 2 * i, 2 * c, e, last, len(study["paper_snapshots"]), ds["match"]["ssim_variant"])
+                for e, c, i in settings(study))
+        out.append(Job("dataset_cost", "", 1, f, at["train"]["precision"]))
     per_image = {}
     for r in methods.trained(rc):
         kind, config = _restorer_kind(r, rc)
