@@ -2,7 +2,6 @@
 the plan's jobs are the ones Snakemake plans, and the paper preset fits its profile."""
 
 import json
-import subprocess
 
 import pytest
 import yaml
