@@ -24,7 +24,7 @@ def run(*args) -> int:
     return main([str(a) for a in args])
 
 
-STUDY = dict(enabled=True, runs=2, images_per_class=[4], candidates_per_class=[4], epochs=[200, 60], iterations=[60, 25],
+STUDY = dict(enabled=True, runs=2, hidden=[32, 32], images_per_class=[4], candidates_per_class=[4], epochs=[200, 60], iterations=[60, 25],
              paper_epochs=200, paper_iterations=60, paper_snapshots=[10, 20, 30, 45, 60], min_ratio=1.5)
 
 

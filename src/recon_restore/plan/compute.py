@@ -106,7 +106,7 @@ def jobs(cfg: dict) -> list[Job]:
         from ..dataset.cost import run_flops, settings
 
         last = max(study["iterations"])
-        f = sum(study["runs"] * run_flops(hidden, 2 * i, 2 * c, e, last, len(study["paper_snapshots"]), ds["match"]["ssim_variant"])
+        f = sum(study["runs"] * run_flops(study["hidden"], 2 * i, 2 * c, e, last, len(study["paper_snapshots"]), ds["match"]["ssim_variant"])
                 for e, c, i in settings(study))
         out.append(Job("dataset_cost", "", 1, f, at["train"]["precision"]))
     per_image = {}
