@@ -229,7 +229,7 @@ def test_restore_single_is_a_sample_averaged_their_mean_std_their_spread():
     calls = []
 
     def fake_heun(den, cond, generator=None, dtype=None, **k):
-        calls.append(generator.initial_seed())
+        calls.append(tuple(g.initial_seed() for g in generator))  # one generator per reconstruction
         return next(outs)
 
     orig = rs.heun_sample
@@ -243,7 +243,8 @@ def test_restore_single_is_a_sample_averaged_their_mean_std_their_spread():
     assert torch.allclose(r.single, torch.full_like(r.single, 0.25))
     assert torch.allclose(r.averaged, torch.full_like(r.averaged, 0.5))
     assert torch.allclose(r.std, torch.full((2,), math.sqrt(((0.25) ** 2 * 2) / 3), dtype=r.std.dtype))
-    assert len(set(calls)) == 3  # each sample its own noise
+    assert len(calls) == 3 and all(len(c) == 2 for c in calls)
+    assert len({s for c in calls for s in c}) == 6  # each sample of each reconstruction its own noise
 
 
 def test_target_initialisation_stds_are_the_papers():
