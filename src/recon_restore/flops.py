@@ -71,6 +71,15 @@ def reconstruction_iteration_flops(d: int, hidden: list[int], m: int) -> int:
     return count(lambda: closed_form(w, cand, lam, candidate_labels(m, torch.float32, torch.device("cpu")), one * 20, one * 0.5))
 
 
+def dataset_run_flops(hidden: list[int], n: int, m: int, epochs: int, iterations: int, snapshots: int,
+                      variant: str = "haim", d: int = 3 * 32 * 32) -> float:
+    """One attack run: ``epochs`` of training on n images, ``iterations`` of reconstructing m
+    candidates, and matching ``snapshots`` snapshots of them against the n images."""
+    f = epochs * target_epoch_flops(d, hidden, n) if epochs else 0
+    f += iterations * reconstruction_iteration_flops(d, hidden, m)
+    return f + snapshots * m * n * ssim_pair_flops(variant)
+
+
 def ssim_pair_flops(variant: str = "haim") -> int:
     """The all-pairs SSIM GEMM per (reconstruction, image) pair (``metrics.ssim_blocks``)."""
     from .metrics import ssim_blocks
@@ -102,3 +111,12 @@ def restorer_flops(kind: str, config: dict) -> dict[str, int]:
     with torch.no_grad():
         f = count(fwd)
     return {"train": count(step), "forward": f}
+
+
+def restormer_forward_flops(setting: str) -> int:
+    """One Restormer evaluation of a 32x32 image (``restorers.restormer``)."""
+    from .restorers.restormer import build
+
+    model = build(setting).eval()
+    with torch.no_grad():
+        return count(lambda: model(torch.rand(1, 3, 32, 32)))

@@ -43,7 +43,6 @@ from .generate import pairs_of, reconstruct_batch
 from .plan import sample_run
 
 log = logging.getLogger(__name__)
-D = 3 * 32 * 32
 
 
 @dataclass
@@ -67,10 +66,7 @@ class Row:
     paper: bool = False
 
 
-def run_flops(hidden: list[int], n: int, m: int, epochs: int, iterations: int, snapshots: int, variant: str) -> float:
-    """FLOPs of one dataset run: training, reconstruction and matching of its snapshots."""
-    return (epochs * flops.target_epoch_flops(D, hidden, n) + iterations * flops.reconstruction_iteration_flops(D, hidden, m)
-            + snapshots * m * n * flops.ssim_pair_flops(variant))
+run_flops = flops.dataset_run_flops  # FLOPs of one dataset run: training, reconstruction, snapshot matching
 
 
 def settings(study: dict) -> list[tuple[int, int, int]]:

@@ -88,20 +88,14 @@ def restore_cmd(args) -> None:
     from ..restorers import checkpoint
     from ..restorers.classical import DENOISERS, restore_classical
     from ..restorers.restore import restore_direct, restore_edm
-    from .shards import read_rows, shard_rows, shard_runs
+    from .shards import restorer_rows
 
     prm = setup(args)
     dev = get_device(args, prm)
     ev = prm.section("evaluate")
     with open_h5(args.plain, "plain reconstructions") as f:
         run = f["run"][()]
-    rows = np.arange(len(run))
-    runs_per_shard = shard_runs(ev, args.restorer)
-    if args.shard is not None:
-        if args.restorer in DENOISERS:
-            raise UserError(f"evaluate restore --restorer {args.restorer} --shard: a classical denoiser's blind calibration reads "
-                            "every reconstruction; restore it in one job")
-        rows = shard_rows(run, args.shard, runs_per_shard, ev["runs"])
+    rows = restorer_rows(ev, args.restorer, run, args.shard)
     plain = read_rows(args.plain, "images", rows)
     outs, extra = {}, {}
     rcfg = prm.section("restorers", section_of(args.restorer))

@@ -22,8 +22,8 @@ subset of runs (bootstrap intervals, the two halves of Figure 5).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable  # noqa: F401 (annotation)
 
 import numpy as np
 import torch
@@ -66,7 +66,7 @@ def assign(cands: torch.Tensor, gallery: torch.Tensor, run_index: np.ndarray, n_
 
 
 @torch.no_grad()
-def match_streamed(read: "Callable[[slice], torch.Tensor]", n: int, targets: torch.Tensor, galleries: list[torch.Tensor],
+def match_streamed(read: Callable[[slice], torch.Tensor], n: int, targets: torch.Tensor, galleries: list[torch.Tensor],
                    run_index: np.ndarray, n_runs: int, rule: str, variant: str, chunk: int) -> dict[str, np.ndarray]:
     """``assign`` and ``pair_scores`` against the training images and every null gallery, for
     ``n`` reconstructions read ``chunk`` rows at a time (``read(slice)``): every quantity is

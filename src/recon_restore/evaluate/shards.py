@@ -25,15 +25,29 @@ from ..errors import UserError
 from ..io import atomic_path, open_h5, require_datasets, set_attrs
 
 
-def shard_runs(ev: dict, restorer: str) -> int:
-    """R, the evaluation runs per restoration shard of ``restorer`` (0: one job)."""
+def _refuse_classical(restorer: str, where: str) -> None:
     from ..restorers.classical import DENOISERS
 
+    if restorer in DENOISERS:
+        raise UserError(f"{where}: a classical denoiser's blind calibration reads every reconstruction; "
+                        f"restore {restorer} in one job")
+
+
+def shard_runs(ev: dict, restorer: str) -> int:
+    """R, the evaluation runs per restoration shard of ``restorer`` (0: one job)."""
     r = int((ev.get("restore_shard_runs") or {}).get(restorer, 0))
-    if r and restorer in DENOISERS:
-        raise UserError(f"params evaluate.restore_shard_runs.{restorer}: a classical denoiser's blind calibration reads "
-                        "every reconstruction; restore it in one job (remove the entry)")
+    if r:
+        _refuse_classical(restorer, f"params evaluate.restore_shard_runs.{restorer}")
     return r
+
+
+def restorer_rows(ev: dict, restorer: str, run: np.ndarray, shard: int | None) -> np.ndarray:
+    """The plain reconstructions one restoration job of ``restorer`` restores: all of them, or
+    those of ``shard``."""
+    if shard is None:
+        return np.arange(len(run))
+    _refuse_classical(restorer, f"evaluate restore --restorer {restorer} --shard")
+    return shard_rows(run, shard, shard_runs(ev, restorer), ev["runs"])
 
 
 def restorer_shards(ev: dict, restorer: str) -> int:
@@ -99,9 +113,7 @@ def merge(parts: list, n_rows: int, out, overwrite: bool = False) -> None:
                         set_attrs(fo, {k: v for k, v in f.attrs.items()})
                     if len(rows) == 0:
                         continue
+                    at = slice(rows[0], rows[-1] + 1) if np.all(np.diff(rows) == 1) else rows  # contiguous: one slab
                     for k in layout:
-                        if np.all(np.diff(rows) == 1):
-                            fo[k][rows[0] : rows[-1] + 1] = f[k][()]
-                        else:
-                            fo[k][rows] = f[k][()]
+                        fo[k][at] = f[k][()]
             fo.attrs["parts"] = len(parts)

@@ -28,6 +28,7 @@ from ..dataset.plan import layout
 from ..dataset.schedule import effective
 from ..evaluate.shards import restorer_shards
 from ..restorers.classical import DENOISERS
+from ..restorers.recipes import recipe_kind
 
 PEAK_TFLOPS = {
     "a100": {"fp64": 19.5, "fp32": 19.5, "tf32": 156.0, "bf16": 312.0},
@@ -68,20 +69,6 @@ def reconstructions(cfg: dict) -> int:
     return ev["runs"] * len(ev["reconstruct"]["snapshots"]) * 2 * ev["reconstruct"]["candidates_per_class"]
 
 
-def _runs_job(count: int, runs: int, epochs: int, n: int, iters: int, m: int, d: int, hidden: list[int],
-              snapshots: int = 0) -> float:
-    per_run = epochs * flops.target_epoch_flops(d, hidden, n) if epochs else 0.0
-    per_run += iters * flops.reconstruction_iteration_flops(d, hidden, m)
-    per_run += snapshots * m * n * flops.ssim_pair_flops()
-    return runs * per_run
-
-
-def _restorer_kind(restorer: str, rcfg: dict) -> tuple[str, dict]:
-    from ..restorers.recipes import recipe_kind
-
-    return recipe_kind(restorer, rcfg)
-
-
 def jobs(cfg: dict) -> list[Job]:
     """Every GPU job of the preset ``cfg`` (limits and hours unset: see ``plan``)."""
     d, hidden = 3 * 32 * 32, cfg["attack"]["target"]["hidden"]
@@ -90,7 +77,7 @@ def jobs(cfg: dict) -> list[Job]:
     n_eval, m_eval = 2 * ev["images_per_class"], 2 * ev["reconstruct"]["candidates_per_class"]
     batches = math.ceil(ev["runs"] / ev["runs_per_job"])
     target = ev["train"]["epochs"] * flops.target_epoch_flops(d, hidden, n_eval)
-    eval_runs = _runs_job(1, ev["runs_per_job"], 0, n_eval, ev["reconstruct"]["iterations"], m_eval, d, hidden)
+    eval_runs = ev["runs_per_job"] * flops.dataset_run_flops(hidden, n_eval, m_eval, 0, ev["reconstruct"]["iterations"], 0, d=d)
     settings = [("attack", "")] + ([("adapt", "")] if (rc.get("adapt") or {}).get("enabled") else [])
     for stage, _ in settings:
         out.append(Job(f"{stage}_target", "", 1, target, ev["train"]["precision"]))
@@ -98,20 +85,21 @@ def jobs(cfg: dict) -> list[Job]:
     ds = cfg["dataset"]
     at = effective(cfg)["attack"]  # dataset.schedule: paper | fast
     n_ds, m_ds = 2 * at["train"]["images_per_class"], 2 * at["reconstruct"]["candidates_per_class"]
-    shard = _runs_job(1, ds["runs_per_job"], at["train"]["epochs"], n_ds, at["reconstruct"]["iterations"], m_ds, d, hidden,
-                      len(at["reconstruct"]["snapshots"]))
+    shard = ds["runs_per_job"] * flops.dataset_run_flops(hidden, n_ds, m_ds, at["train"]["epochs"], at["reconstruct"]["iterations"],
+                                                         len(at["reconstruct"]["snapshots"]), ds["match"]["ssim_variant"], d)
     out.append(Job("dataset_shard", "", len(layout(cfg)["jobs"]), shard, at["train"]["precision"]))
     study = ds["cost_study"]
     if study["enabled"]:
-        from ..dataset.cost import run_flops, settings
+        from ..dataset.cost import settings
 
         last = max(study["iterations"])
-        f = sum(study["runs"] * run_flops(study["hidden"], 2 * i, 2 * c, e, last, len(study["paper_snapshots"]), ds["match"]["ssim_variant"])
+        f = sum(study["runs"] * flops.dataset_run_flops(study["hidden"], 2 * i, 2 * c, e, last, len(study["paper_snapshots"]),
+                                                        ds["match"]["ssim_variant"], d)
                 for e, c, i in settings(study))
         out.append(Job("dataset_cost", "", 1, f, at["train"]["precision"]))
     per_image = {}
     for r in methods.trained(rc):
-        kind, config = _restorer_kind(r, rc)
+        kind, config = recipe_kind(r, rc)
         per_image[r] = flops.restorer_flops(kind, config)
         src = methods.adapted_from(r)
         if src:  # paper 001's stage 2: G trained, G0 evaluated, on the adaptation batch
@@ -125,14 +113,7 @@ def jobs(cfg: dict) -> list[Job]:
         if r in DENOISERS:
             continue  # CPU jobs
         if r.startswith("restormer_"):
-            from ..restorers.restormer import build
-
-            model = build(r.removeprefix("restormer_")).eval()
-            import torch
-
-            with torch.no_grad():
-                fwd = flops.count(lambda: model(torch.rand(1, 3, 32, 32)))
-            per = fwd
+            per = flops.restormer_forward_flops(r.removeprefix("restormer_"))
         elif r == "edm":
             s = rc["edm"]
             per = s["samples"] * (2 * s["sampler"]["num_steps"] - 1) * per_image[r]["forward"]
