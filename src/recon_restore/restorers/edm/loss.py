@@ -24,7 +24,6 @@ def edm_loss(model: EDMPrecond, target: torch.Tensor, cond: torch.Tensor, aug_la
     sigma = (rnd * P_std + P_mean).exp()
     weight = (sigma**2 + model.sigma_data**2) / (sigma * model.sigma_data) ** 2
     noise = torch.randn((n_all, *target.shape[1:]), generator=generator, device=target.device, dtype=target.dtype)[lo:hi]
-    noise = noise.contiguous(memory_format=torch.channels_last) if target.is_contiguous(memory_format=torch.channels_last) else noise
     noise = noise * sigma
     denoised = model(target + noise, sigma.flatten(), cond, aug_label)
     return (weight * (denoised - target) ** 2).sum() / n
