@@ -363,3 +363,35 @@ def test_adaptation_through_the_cli(pipeline, tmp_path):
                "--out", a / "r2.h5") == 2  # an adapted checkpoint is not the stage-1 restorer
     assert run("evaluate", "match", *P, "--method", "bfdncnn_adapted", "--target", o / "target.pt", "--plain", o / "plain.h5",
                "--galleries", o / "galleries.h5", "--restored", a / "r.h5", "--out", a / "m.h5") == 0
+
+
+def test_learning_curve_runs_the_workflow_commands_and_resumes(pipeline, tmp_path, tiny_doc, tiny_params):
+    """`restorers curve`: the setting with the preset's own steps and seed reproduces the
+    pipeline's BF-DnCNN restorations and counts exactly; a shorter training differs; the plain
+    row is plain's count; a finished setting is not trained again; a bad manifest is one error."""
+    from recon_restore.evaluate.match_file import read_match
+
+    o, out = pipeline, tmp_path / "curve"
+    seed = tiny_doc["presets"]["demo"]["seed"]
+    args = ["restorers", "curve", "--params", tiny_params, "--restorer", "bfdncnn", "--manifest", f"all={o / 'manifest.json'}",
+            "--steps", 6, 2, "--seeds", seed, "--plain", o / "plain.h5", "--target", o / "target.pt",
+            "--galleries", o / "galleries.h5", "--out-dir", out]
+    assert run(*args) == 0
+    rows = pd.read_csv(out / "curve.csv")
+    assert list(rows["method"]) == ["plain", "bfdncnn", "bfdncnn"] and list(rows["steps"]) == [0, 6, 2]
+    with h5py.File(out / f"restored-bfdncnn-all-6-s{seed}.h5") as a, h5py.File(o / "r-bfdncnn.h5") as b:
+        assert np.array_equal(a["bfdncnn"][()], b["bfdncnn"][()])
+    with h5py.File(out / f"restored-bfdncnn-all-2-s{seed}.h5") as a, h5py.File(o / "r-bfdncnn.h5") as b:
+        assert not np.array_equal(a["bfdncnn"][()], b["bfdncnn"][()])
+    for i, m in ((0, "plain"), (1, "bfdncnn")):
+        c = read_match(o / "match" / f"{m}.h5").counts(0.4, n_boot=0)
+        assert rows["good"][i] == c["good"] and rows["null"][i] == pytest.approx(c["null_mean"], abs=0.01)
+    prm = load_params(out / f"params-bfdncnn-all-2-s{seed}.yaml")
+    assert prm.section("restorers", "bfdncnn")["train"]["steps"] == 2 and prm.seed == seed
+    assert rows["pairs"][1] == json.loads((o / "manifest.json").read_text())["pairs"]
+    # resumption: the match files exist, so nothing is trained again (the checkpoints may go)
+    for ck in out.glob("*.pt"):
+        ck.unlink()
+    assert run(*args) == 0
+    assert not list(out.glob("*.pt")) and pd.read_csv(out / "curve.csv").equals(rows)
+    assert run(*args[:6], "all", *args[7:]) == 2
