@@ -366,14 +366,14 @@ def test_adaptation_through_the_cli(pipeline, tmp_path):
 
 
 def test_learning_curve_runs_the_workflow_commands_and_resumes(pipeline, tmp_path, tiny_doc, tiny_params):
-    """`restorers curve`: the setting with the preset's own steps and seed reproduces the
+    """`evaluate curve`: the setting with the preset's own steps and seed reproduces the
     pipeline's BF-DnCNN restorations and counts exactly; a shorter training differs; the plain
     row is plain's count; a finished setting is not trained again; a bad manifest is one error."""
     from recon_restore.evaluate.match_file import read_match
 
     o, out = pipeline, tmp_path / "curve"
     seed = tiny_doc["presets"]["demo"]["seed"]
-    args = ["restorers", "curve", "--params", tiny_params, "--restorer", "bfdncnn", "--manifest", f"all={o / 'manifest.json'}",
+    args = ["evaluate", "curve", "--params", tiny_params, "--restorer", "bfdncnn", "--manifest", f"all={o / 'manifest.json'}",
             "--steps", 6, 2, "--seeds", seed, "--plain", o / "plain.h5", "--target", o / "target.pt",
             "--galleries", o / "galleries.h5", "--out-dir", out]
     assert run(*args) == 0

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..attack.target_file import load_target
-from ..cli_args import common
+from ..cli_args import common, int_at_least
 from ..errors import UserError
 from ..io import atomic_path, open_h5, provenance, set_attrs
 from ..methods import NAMES, RESTORERS, missing, section_of
@@ -69,6 +69,17 @@ def register(sub) -> None:
     p.add_argument("--out-csv", required=True, help="per-run table")
     p.add_argument("--out-json", required=True, help="AUROC, threshold table, chosen threshold")
     p.set_defaults(func=abort_study_cmd)
+    p = g.add_parser("curve", help="learning curves: excess good count against dataset size, training steps and seed")
+    common(p)
+    p.add_argument("--restorer", required=True, choices=["bfdncnn", "edm"])
+    p.add_argument("--manifest", required=True, nargs="+", metavar="LABEL=PATH", help="dataset manifests, each with a label")
+    p.add_argument("--steps", required=True, nargs="+", type=int_at_least(1), help="training steps")
+    p.add_argument("--seeds", nargs="+", type=int_at_least(0), default=None, help="preset seeds (default: the preset's)")
+    p.add_argument("--plain", required=True, help="plain reconstructions (evaluate collect --out)")
+    p.add_argument("--target", required=True, help="the evaluated network (attack target --out)")
+    p.add_argument("--galleries", required=True, help="null galleries (evaluate galleries --out)")
+    p.add_argument("--out-dir", required=True, help="checkpoints, restorations, match files, params per setting, curve.csv")
+    p.set_defaults(func=curve_cmd)
 
 
 def collect_cmd(args) -> None:
@@ -253,3 +264,22 @@ def abort_study_cmd(args) -> None:
                                "provenance": provenance(prm.cfg, prm.seed, preset=prm.preset)}, args.overwrite)
     log.info("abort study: %d runs, %d useless (AUROC %.3f), below-median AUROC %.3f, Spearman %.3f, chosen threshold %.4g",
              len(table), int(table["useless"].sum()), auc, auc_weak, rho, chosen)
+
+
+def curve_cmd(args) -> None:
+    from pathlib import Path
+
+    from .curve import run_curve, table
+
+    prm = setup(args)
+    manifests = {}
+    for m in args.manifest:
+        label, sep, path = m.partition("=")
+        if not sep or not label or not path:
+            raise UserError(f"evaluate curve --manifest {m!r}: expected LABEL=PATH")
+        if not Path(path).is_file():
+            raise UserError(f"{path}: dataset manifest does not exist")
+        manifests[label] = path
+    rows = run_curve(args.params, prm.preset, args.restorer, manifests, args.steps, args.seeds or [prm.seed], args.plain,
+                     args.target, args.galleries, args.out_dir)
+    print(table(rows))

@@ -42,17 +42,6 @@ def register(sub) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--history", default=None, help="optional CSV of the losses")
     p.set_defaults(func=adapt_cmd)
-    p = g.add_parser("curve", help="learning curves: excess good count against dataset size, training steps and seed")
-    common(p)
-    p.add_argument("--restorer", required=True, choices=["bfdncnn", "edm"])
-    p.add_argument("--manifest", required=True, nargs="+", metavar="LABEL=PATH", help="dataset manifests, each with a label")
-    p.add_argument("--steps", required=True, nargs="+", type=int_at_least(1), help="training steps")
-    p.add_argument("--seeds", nargs="+", type=int_at_least(0), default=None, help="preset seeds (default: the preset's)")
-    p.add_argument("--plain", required=True, help="plain reconstructions (evaluate collect --out)")
-    p.add_argument("--target", required=True, help="the evaluated network (attack target --out)")
-    p.add_argument("--galleries", required=True, help="null galleries (evaluate galleries --out)")
-    p.add_argument("--out-dir", required=True, help="checkpoints, restorations, match files, params per setting, curve.csv")
-    p.set_defaults(func=curve_cmd)
 
 
 def register_restore(sub) -> None:
@@ -147,23 +136,6 @@ def adapt_cmd(args) -> None:
                                reconstructions=len(recon)), args.overwrite)
     state.unlink(missing_ok=True)
     _write_history(args.history, history)
-
-
-def curve_cmd(args) -> None:
-    from .curve import run_curve, table
-
-    prm = setup(args)
-    manifests = {}
-    for m in args.manifest:
-        label, sep, path = m.partition("=")
-        if not sep or not label or not path:
-            raise UserError(f"restorers curve --manifest {m!r}: expected LABEL=PATH")
-        if not Path(path).is_file():
-            raise UserError(f"{path}: dataset manifest does not exist")
-        manifests[label] = path
-    rows = run_curve(args.params, prm.preset, args.restorer, manifests, args.steps, args.seeds or [prm.seed], args.plain,
-                     args.target, args.galleries, args.out_dir)
-    print(table(rows))
 
 
 def _write_history(path: str | None, history: list[dict]) -> None:

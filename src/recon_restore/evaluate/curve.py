@@ -17,6 +17,8 @@ from __future__ import annotations
 import copy
 import csv
 import logging
+import subprocess
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -46,14 +48,14 @@ class Row:
 
 def dataset_size(manifest: str | Path) -> tuple[int, int]:
     """Pairs and distinct pool images (``targets/source_index``) with at least one pair."""
-    import h5py
+    from ..io import open_h5, read_json
 
-    from ..dataset.manifest import load_manifest
-
-    doc, paths = load_manifest(manifest, check=False)
+    doc = read_json(manifest)
+    if doc.get("kind") != "recon-restore/dataset-manifest":
+        raise UserError(f"{manifest}: not a recon-restore dataset manifest (key 'kind' missing or wrong)")
     seen: set[int] = set()
-    for p in paths:
-        with h5py.File(p, "r") as f:
+    for e in doc["shards"]:
+        with open_h5(Path(manifest).parent / e["path"], "dataset shard") as f:
             rows = np.unique(f["pairs/target_row"][()])
             seen |= set(f["targets/source_index"][()][rows].tolist())
     return int(doc["pairs"]), len(seen)
@@ -73,19 +75,18 @@ def setting_params(doc: dict, preset: str, restorer: str, steps: int, seed: int)
 
 
 def _run(*argv) -> None:
-    from ..cli import main
-
+    """One workflow command in its own process (as Snakemake runs it)."""
     argv = [str(a) for a in argv]
-    if main(argv) != 0:
-        raise UserError(f"restorers curve: `recon-restore {' '.join(argv[:2])}` failed (arguments {argv[2:]})")
+    if subprocess.run([sys.executable, "-m", "recon_restore", *argv]).returncode != 0:
+        raise UserError(f"evaluate curve: `recon-restore {' '.join(argv[:2])}` failed (arguments {argv[2:]})")
 
 
 def run_curve(params: str | Path, preset: str | None, restorer: str, manifests: dict[str, str], steps: list[int],
               seeds: list[int], plain: str, target: str, galleries: str, out_dir: str | Path) -> list[Row]:
-    from ..evaluate.match_file import read_match
+    from .match_file import read_match
 
     if restorer not in METHODS:
-        raise UserError(f"restorers curve --restorer {restorer!r}: expected one of {sorted(METHODS)}")
+        raise UserError(f"evaluate curve --restorer {restorer!r}: expected one of {sorted(METHODS)}")
     doc = yaml.safe_load(Path(params).read_text())
     preset = preset or doc.get("preset")
     if preset not in doc.get("presets", {}):
