@@ -395,3 +395,9 @@ def test_learning_curve_runs_the_workflow_commands_and_resumes(pipeline, tmp_pat
     assert run(*args) == 0
     assert not list(out.glob("*.pt")) and pd.read_csv(out / "curve.csv").equals(rows)
     assert run(*args[:6], "all", *args[7:]) == 2
+    # the same out-dir with other params: one error, the earlier results kept
+    tiny_doc["presets"]["demo"]["restorers"]["bfdncnn"]["train"]["lr"] = 0.5
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump(tiny_doc, sort_keys=False))
+    assert run(*args[:3], other, *args[4:]) == 2
+    assert pd.read_csv(out / "curve.csv").equals(rows)

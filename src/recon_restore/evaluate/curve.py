@@ -6,7 +6,8 @@ runs: ``restorers train`` on that manifest with ``train.steps`` (and BF-DnCNN's 
 schedule scaled with it: halve after 80%, then every 10%), ``evaluate restore`` of the plain
 reconstructions and ``evaluate match`` against the target and the null galleries. Each
 setting's params file is written next to its outputs, so every row is traceable; a setting
-whose match files exist is not run again (a killed study resumes).
+whose match files exist is not run again (a killed study resumes); one whose params file
+differs from the new one is an error, never silently reused or overwritten.
 
 The plain reconstructions' own counts are the first row (the bar to beat). Rows: data label, pairs, distinct pool images with a pair, steps, seed, method, good, null
 mean, excess.
@@ -107,7 +108,11 @@ def run_curve(params: str | Path, preset: str | None, restorer: str, manifests: 
             for seed in seeds:
                 tag = f"{restorer}-{label}-{n}-s{seed}"
                 pf = out / f"params-{tag}.yaml"
-                pf.write_text(yaml.safe_dump(setting_params(doc, preset, restorer, n, seed), sort_keys=False))
+                text = yaml.safe_dump(setting_params(doc, preset, restorer, n, seed), sort_keys=False)
+                if pf.is_file() and pf.read_text() != text:
+                    raise UserError(f"{pf}: this setting was run with other params; nothing was overwritten "
+                                    f"(use another --out-dir, or remove {out} to start again)")
+                pf.write_text(text)
                 ck, restored = out / f"{tag}.pt", out / f"restored-{tag}.h5"
                 matches = {m: out / f"match-{m}-{label}-{n}-s{seed}.h5" for m in METHODS[restorer]}
                 if not all(p.is_file() for p in matches.values()):
