@@ -9,8 +9,8 @@ setting's params file is written next to its outputs, so every row is traceable;
 whose match files exist is not run again (a killed study resumes); one whose params file
 differs from the new one is an error, never silently reused or overwritten.
 
-The plain reconstructions' own counts are the first row (the bar to beat). Rows: data label, pairs, distinct pool images with a pair, steps, seed, method, good, null
-mean, excess.
+The plain reconstructions' own counts are the first row (the bar to beat). Rows: data
+label, pairs, distinct pool images with a pair, steps, seed, method, good, null mean, excess.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import numpy as np
 import yaml
 
 from ..errors import UserError
+from ..io import atomic_path, open_h5, read_json
 from ..methods import section_of
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,6 @@ class Row:
 
 def dataset_size(manifest: str | Path) -> tuple[int, int]:
     """Pairs and distinct pool images (``targets/source_index``) with at least one pair."""
-    from ..io import open_h5, read_json
-
     doc = read_json(manifest)
     if doc.get("kind") != "recon-restore/dataset-manifest":
         raise UserError(f"{manifest}: not a recon-restore dataset manifest (key 'kind' missing or wrong)")
@@ -134,12 +133,11 @@ def run_curve(params: str | Path, preset: str | None, restorer: str, manifests: 
 
 
 def write_rows(path: Path, rows: list[Row]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    """``curve.csv``, replaced atomically after every setting (it only ever gains rows)."""
+    with atomic_path(path, overwrite=True) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(Row.__dataclass_fields__))
         w.writeheader()
         w.writerows(asdict(r) for r in rows)
-    tmp.replace(path)
 
 
 def table(rows: list[Row]) -> str:
