@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from recon_restore import flops
+from recon_restore.attack import flops as attack_flops
 from recon_restore.cli import main
 from recon_restore.config import load_params
 from recon_restore.data.store import read_image_set
@@ -44,7 +45,7 @@ def test_study_counts_pairs_per_counted_pflop_and_a_cutoff_is_a_stopped_run(pool
     for r in rows:
         kept = len([s for s in STUDY["paper_snapshots"] if s <= r.iterations] + ([] if r.iterations in STUDY["paper_snapshots"] else [1]))
         assert r.snapshots == kept
-        f = 2 * (r.epochs * flops.target_epoch_flops(3072, hidden, 8) + r.iterations * flops.reconstruction_iteration_flops(3072, hidden, 8)
+        f = 2 * (r.epochs * attack_flops.target_epoch_flops(3072, hidden, 8) + r.iterations * attack_flops.reconstruction_iteration_flops(3072, hidden, 8)
                  + kept * 8 * 8 * flops.ssim_pair_flops("haim"))
         assert r.pflop == pytest.approx(f / 1e15) and r.pflop == pytest.approx(2 * run_flops(hidden, 8, 8, r.epochs, r.iterations, kept, "haim") / 1e15)
         assert r.pairs_per_pflop == pytest.approx(r.pairs / r.pflop)

@@ -287,7 +287,13 @@ def test_params_refuse_unknown_variants_and_reversed_ranges(tmp_path, params_doc
 
 
 def test_a_variants_rerun_trigger_ignores_the_other_variants():
-    from recon_restore.restorers.recipes import needs, reads_params
+    from recon_restore import methods
+
+    def reads_params(name, cfg):
+        return methods.restorer(name, cfg).reads_params()
+
+    def needs(name):
+        return methods.restorer(name, r).train_input()
 
     r = {"n2n": {"network": {"width": 8}, "train": {"steps": 1}, "corruptions": {"gaussian": {"sigma": 0.1}, "text": {"p": 0.2}},
                  "recon2recon": {"pairs": "any"}, "evaluate": ["n2n_gaussian_l2"]}}
@@ -296,6 +302,7 @@ def test_a_variants_rerun_trigger_ignores_the_other_variants():
     r["n2n"]["corruptions"]["text"]["p"] = 0.4
     assert reads_params("n2n_gaussian_l2", r) == a and a["corruption"] == {"sigma": 0.1}
     assert reads_params("recon2recon_l2", r)["recon2recon"] == {"pairs": "any"}
+    r["edm"] = {}
     assert needs("n2c_text_l1") == "pool" and needs("recon2recon_l1") == "manifest" and needs("edm") == "manifest"
 
 

@@ -10,6 +10,7 @@ from conftest import REPO
 from test_workflow import sm
 
 from recon_restore import flops
+from recon_restore.attack import flops as attack_flops
 from recon_restore.cli import main
 from recon_restore.config import load_params
 from recon_restore.plan.compute import PEAK_TFLOPS, jobs, wall_hours
@@ -17,7 +18,9 @@ from recon_restore.plan.compute import PEAK_TFLOPS, jobs, wall_hours
 
 def test_conv_network_flops_equal_a_hand_count():
     """BF-DnCNN, depth 3, 8 channels, 32x32: 2 x H x W x 9 x Cin x Cout per convolution."""
-    f = flops.restorer_flops("bfdncnn", {"depth": 3, "channels": 8, "image_channels": 3})
+    from recon_restore import methods
+
+    f = methods.restorer("bfdncnn", {"bfdncnn": {"network": {"depth": 3, "channels": 8, "image_channels": 3}}}).flops()
     per = lambda cin, cout: 2 * 32 * 32 * 9 * cin * cout  # noqa: E731
     fwd = per(3, 8) + per(8, 8) + per(8, 3)
     assert f["forward"] == fwd
@@ -31,14 +34,14 @@ def test_attack_flops_equal_a_hand_count():
     fwd = mm(n, d, h1) + mm(n, h1, h2) + mm(n, h2, 1)
     # closed-form backward: dW1, dW2, dw3 and the first activations' gradient through W2 (the one
     # through w3 is an outer product, element-wise work, not counted)
-    assert flops.target_epoch_flops(d, [h1, h2], n) == fwd + mm(d, n, h1) + mm(h1, n, h2) + mm(h2, n, 1) + mm(n, h2, h1)
+    assert attack_flops.target_epoch_flops(d, [h1, h2], n) == fwd + mm(d, n, h1) + mm(h1, n, h2) + mm(h2, n, 1) + mm(n, h2, h1)
     # one iteration of attack.objective.closed_form: the forward and delta products, the four
     # candidate Gram matrices, and the products of the reverse pass
     per_iter = (mm(m, d, h1) + mm(m, h1, h2) + mm(m, h2, h1)  # W1 x, W2 a1, W2^T u
                 + mm(m, d, m) + mm(m, h1, m) + mm(m, h1, m) + mm(m, h2, m)  # K, G1, A1, U
                 + mm(m, m, h1) + mm(m, m, h2) + mm(m, m, h1)  # q1, q2, (U c) a1
                 + mm(m, h1, h2) + mm(m, h2, h1) + mm(m, h1, d) + mm(m, m, d))  # dv W2^T, dz2 W2, gx, (G1 c) x
-    assert flops.reconstruction_iteration_flops(d, [h1, h2], m) == per_iter
+    assert attack_flops.reconstruction_iteration_flops(d, [h1, h2], m) == per_iter
 
 
 def test_wall_hours_is_flops_over_throughput():

@@ -130,9 +130,9 @@ def test_schedules():
 def test_checkpoint_round_trip_and_restore_ranges(tmp_path):
     torch.manual_seed(0)
     model = EDMPrecond(SMALL)
-    checkpoint.save(tmp_path / "e.pt", "edm", {"network": SMALL, "sigma_data": 0.5}, model.state_dict(), {"seed": 1})
-    kind, loaded, ck = checkpoint.load(tmp_path / "e.pt")
-    assert kind == "edm" and ck["provenance"]["seed"] == 1
+    checkpoint.save(tmp_path / "e.pt", "edm", {"network": SMALL, "sigma_data": 0.5}, model.state_dict(), {"seed": 1, "method": "edm"})
+    cls, loaded, ck = checkpoint.load(tmp_path / "e.pt")
+    assert cls.network_kind == "edm" and ck["kind"] == "edm" and ck["provenance"]["seed"] == 1
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
     recon = torch.rand(5, 3, 32, 32)
@@ -141,7 +141,7 @@ def test_checkpoint_round_trip_and_restore_ranges(tmp_path):
         assert t.shape == recon.shape and t.min() >= 0 and t.max() <= 1
     assert r.std.shape == (5,) and (r.std >= 0).all()
     bf = BFDnCNN(depth=3, channels=8)
-    out = restore_direct(bf, recon, 2, torch.device("cpu")).single
+    out = restore_direct(bf, recon, 2, torch.device("cpu"))
     assert out.shape == recon.shape and out.min() >= 0 and out.max() <= 1
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="not a readable checkpoint"):

@@ -46,8 +46,8 @@ def test_zero_budget_changes_nothing_and_larger_budgets_never_find_less():
 
 
 def test_the_diffusion_restorer_is_a_deterministic_differentiable_function():
+    from recon_restore import methods
     from recon_restore.restorers.edm import EDMPrecond
-    from recon_restore.robustness.inputs import restorer_fn
 
     net = dict(in_channels=6, out_channels=3, resolution=32, model_channels=8, channel_mult=[1, 2], num_blocks=1,
                attn_resolutions=[], dropout=0.0, augment_dim=9, channel_mult_emb=2, channel_mult_noise=1)
@@ -56,7 +56,7 @@ def test_the_diffusion_restorer_is_a_deterministic_differentiable_function():
     with torch.no_grad():  # a non-trivial output layer (it is initialised near zero)
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    f = restorer_fn("edm", model, seed=3, edm_steps=3)
+    f = methods.restorer("edm", {"edm": {"sampler": {}}}).differentiable(model, 3, {"edm_steps": 3})
     x = torch.rand(2, 3, 32, 32, requires_grad=True)
     y1, y2 = f(x), f(x)
     assert torch.equal(y1, y2)  # fixed sampler noise

@@ -106,35 +106,91 @@ def test_dvc_pipeline_mirrors_the_stages(tmp_path):
     assert p.returncode == 0 and "snakemake results/demo/data/pool.h5" in p.stdout, p.stdout + p.stderr
 
 
-DVC_STAGE_COMMANDS = {"data": ["data"], "dataset": ["dataset"], "restorers": ["restorers"], "evaluate": ["attack", "evaluate"],
-                      "report": ["report"], "robustness": ["robustness"]}
+def _rule_commands() -> dict[str, set]:
+    """The commands the workflow's rules run, per rules file: (stage, verb, wildcard or None)."""
+    import re
+
+    out = {}
+    for f in (REPO / "workflow/rules").glob("*.smk"):
+        out[f.stem] = set()
+        for block in re.split(r"^rule ", f.read_text(), flags=re.M)[1:]:
+            m = re.search(r'cli\("(\w+) ([\w-]+)"\)', block)
+            if m:
+                wc = re.search(r'code=lambda w: code\("[\w -]+", w\.(\w+)\)', block)
+                out[f.stem].add((*m.groups(), wc.group(1) if wc else None))
+    return out
 
 
-def test_dvc_deps_are_the_import_closure_of_each_stages_commands():
-    """dvc.yaml tracks exactly the package sources that the stage's command modules import
-    (the same closure that the rules hash), so `dvc repro` and Snakemake rerun on the same changes."""
-    from recon_restore.fingerprint import closure_dirs, import_closure
+# DVC stage -> the rules files whose commands it runs
+DVC_STAGE_RULES = {"data": ["data"], "dataset": ["dataset"], "restorers": ["restorers"], "evaluate": ["attack", "evaluate", "adapt"],
+                   "report": ["report"], "robustness": ["robustness"]}
+
+
+def test_dvc_deps_are_the_closure_of_each_stages_commands():
+    """dvc.yaml tracks exactly the package sources that the stage's commands run (the same
+    closures that the rules hash, with every restorer's module where a rule runs a restorer),
+    so `dvc repro` and Snakemake rerun on the same changes."""
+    from recon_restore import methods
+    from recon_restore.fingerprint import closure_dirs, command_closure
 
     dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
-    assert set(dvc["stages"]) == set(DVC_STAGE_COMMANDS)
-    for stage, cmds in DVC_STAGE_COMMANDS.items():
+    assert set(dvc["stages"]) == set(DVC_STAGE_RULES)
+    rules = _rule_commands()
+    for stage, files in DVC_STAGE_RULES.items():
         deps = sorted(d for d in dvc["stages"][stage]["deps"] if d.startswith("src/"))
-        assert deps == closure_dirs(*[f"recon_restore.{c}.cli" for c in cmds]), stage
-    # the closure follows imports inside functions too, and never the CLI registration
-    from recon_restore.fingerprint import PACKAGE
+        want = set()
+        for f in files:
+            for st, verb, wc in rules[f]:
+                for r in (methods.RESTORERS if wc else [None]):
+                    want |= set(command_closure(st, verb, r and methods.kind_module(r)))
+        assert deps == closure_dirs(want), stage
 
-    ev = {p.relative_to(PACKAGE).as_posix() for p in import_closure("recon_restore.evaluate.cli")}
-    assert "attack/target_file.py" in ev and "restorers/restore.py" in ev and "cli.py" not in ev and "report/build.py" not in ev
+
+def test_a_command_hash_covers_its_own_command_and_restorer_only(tmp_path):
+    """Editing Restormer or the EDM network changes no dataset job's code hash (720 minutes
+    each at paper scale) and no other restorer's restoration; editing the attack's objective
+    changes the dataset's; the closure follows imports inside the command's function."""
+    import shutil
+
+    from recon_restore import methods
+    from recon_restore.fingerprint import PACKAGE, command_closure, command_hash
+
+    root = tmp_path / "recon_restore"
+    shutil.copytree(PACKAGE, root, ignore=shutil.ignore_patterns("__pycache__"))
+
+    def hashes():
+        command_hash.cache_clear()
+        command_closure.cache_clear()
+        return {(c, r): command_hash(*c.split(), r and methods.kind_module(r), root=root) for c, r in
+                [("dataset shard", None), ("dataset plan", None), ("evaluate restore", "edm"), ("evaluate restore", "tv"),
+                 ("evaluate restore", "restormer_real"), ("evaluate match", None), ("restorers train", "bfdncnn")]}
+
+    before = hashes()
+    for f in ("restorers/restormer.py", "restorers/edm/network.py"):
+        (root / f).write_text((root / f).read_text() + "\n# edited\n")
+    after = hashes()
+    changed = {k for k in before if before[k] != after[k]}
+    assert changed == {("evaluate restore", "edm"), ("evaluate restore", "restormer_real")}, changed
+    (root / "attack/objective.py").write_text((root / "attack/objective.py").read_text() + "\n# edited\n")
+    again = hashes()
+    assert again[("dataset shard", None)] != after[("dataset shard", None)]
+    assert again[("evaluate match", None)] == after[("evaluate match", None)]  # matching runs no attack code
+    rel = {p.relative_to(PACKAGE).as_posix() for p in command_closure("evaluate", "restore", methods.kind_module("edm"))}
+    assert "restorers/edm/sampler.py" in rel and "restorers/classical.py" not in rel and "report/build.py" not in rel
+    command_hash.cache_clear()
+    command_closure.cache_clear()
 
 
-def test_every_rule_hashes_its_commands_import_closure():
+def test_every_rule_hashes_its_own_command():
     import re
 
     for f in (REPO / "workflow/rules").glob("*.smk"):
-        text = f.read_text()
-        shells = re.findall(r'cli\("(\w+) ', text)
-        codes = re.findall(r'code=code\("(\w+)"\)', text)
-        assert len(shells) == len(codes) and shells == codes, f.name  # each rule hashes the stage whose command it runs
+        for block in re.split(r"^rule ", f.read_text(), flags=re.M)[1:]:
+            shell = re.search(r'cli\("(\w+ [\w-]+)"\)', block)
+            code = re.search(r'code=(?:lambda w: )?code\("([\w -]+)"', block)
+            assert bool(shell) == bool(code), (f.name, block[:40])
+            if shell:
+                assert shell.group(1) == code.group(1), (f.name, block[:40])  # each rule hashes the command it runs
 
 
 def test_workflow_is_lint_clean_and_snakefmt_formatted():

@@ -1,11 +1,15 @@
-"""The one list of evaluated methods (paper section 5.1.1, methods 1 to 5; the classical
-denoisers of paper 003; the Noise2Noise denoisers of papers 002 and 004; paper 001's
-two-stage adaptation).
+"""The one list of evaluated methods and the restorers that make them (paper section 5.1.1,
+methods 1 to 5; the classical denoisers of paper 003; the Noise2Noise denoisers of papers
+002 and 004; paper 001's two-stage adaptation): the registry.
 
 Each method is a set of images made from the plain reconstructions: ``plain`` itself, or
-the output of a restorer. Everything that enumerates methods (CLI choices, the
-workflow's targets and wildcard constraints, the report's order and labels) reads
-this list.
+an output of a restorer. A restorer's ``kind`` names the module under
+``recon_restore.restorers`` whose ``RESTORER`` class implements it (``restorers.base``:
+loading, restoring, its cost, its training recipe). Everything that enumerates methods or
+asks what a restorer is (CLI choices, the workflow's targets, wildcard constraints and
+threads, the plan, the report's order, labels and figures) reads this list; nothing
+outside it branches on a method's name. Adding a restorer: one module, one line here,
+one params section (docs/extending.md).
 """
 
 from __future__ import annotations
@@ -23,22 +27,29 @@ class Method:
     requires: str | None = None  # an optional package; without it the method is skipped with a note
     weights: bool = False  # needs a local weights file (params restorers.<restorer>.weights; null: skipped)
     adapted_from: str | None = None  # stage 2 of paper 001's two-stage training, from this trained restorer
+    kind: str | None = None  # module under recon_restore.restorers implementing the restorer (its RESTORER class)
+    variant: str | None = None  # what the kind makes of it (a classical denoiser, a Restormer setting)
+    output: str = "restored"  # which of the restorer's outputs this method is (diffusion: single | averaged)
+    figures: frozenset = frozenset()  # paper figures that show it beside plain: fig3 (the headline), fig4, fig5
 
 
 CORE: tuple[Method, ...] = (
-    Method("plain", "Plain (Haim et al.)", None),
-    Method("tv", "TV denoising", "tv"),
-    Method("heat", "Heat equation", "heat"),
-    Method("perona_malik", "Perona-Malik", "perona_malik"),
-    Method("nlmeans", "Non-local means", "nlmeans"),
-    Method("wavelet", "Wavelet (BayesShrink)", "wavelet"),
-    Method("bm3d", "BM3D", "bm3d", requires="bm3d"),
-    Method("restormer_real", "Restormer (real denoising)", "restormer_real", weights=True),
-    Method("restormer_gaussian_blind", "Restormer (Gaussian, blind)", "restormer_gaussian_blind", weights=True),
-    Method("restormer_deraining", "Restormer (deraining)", "restormer_deraining", weights=True),
-    Method("bfdncnn", "BF-DnCNN", "bfdncnn", trained=True),
-    Method("edm_single", "Ours single", "edm", trained=True),
-    Method("edm_averaged", "Ours averaged", "edm", trained=True),
+    Method("plain", "Plain (Haim et al.)", None, figures=frozenset({"fig5"})),
+    Method("tv", "TV denoising", "tv", kind="classical", variant="tv"),
+    Method("heat", "Heat equation", "heat", kind="classical", variant="heat"),
+    Method("perona_malik", "Perona-Malik", "perona_malik", kind="classical", variant="perona_malik"),
+    Method("nlmeans", "Non-local means", "nlmeans", kind="classical", variant="nlmeans"),
+    Method("wavelet", "Wavelet (BayesShrink)", "wavelet", kind="classical", variant="wavelet"),
+    Method("bm3d", "BM3D", "bm3d", requires="bm3d", kind="classical", variant="bm3d"),
+    Method("restormer_real", "Restormer (real denoising)", "restormer_real", weights=True, kind="restormer", variant="real",
+           figures=frozenset({"fig4"})),
+    Method("restormer_gaussian_blind", "Restormer (Gaussian, blind)", "restormer_gaussian_blind", weights=True, kind="restormer",
+           variant="gaussian_blind"),
+    Method("restormer_deraining", "Restormer (deraining)", "restormer_deraining", weights=True, kind="restormer", variant="deraining"),
+    Method("bfdncnn", "BF-DnCNN", "bfdncnn", trained=True, kind="bfdncnn"),
+    Method("edm_single", "Ours single", "edm", trained=True, kind="edm.restorer", output="single", figures=frozenset({"fig4", "fig5"})),
+    Method("edm_averaged", "Ours averaged", "edm", trained=True, kind="edm.restorer", output="averaged",
+           figures=frozenset({"fig3", "fig4", "fig5"})),
 )
 """Every preset evaluates these (an optional one is skipped with a note)."""
 
@@ -84,14 +95,15 @@ def parse(name: str) -> Variant | None:
 
 def _variants() -> tuple[Method, ...]:
     names = [f"{t}_{c}_{l}" for t in ("n2n", "n2c") for c in CORRUPTIONS for l in LOSSES] + [f"recon2recon_{l}" for l in LOSSES]
-    return tuple(Method(n, parse(n).label, n, trained=True) for n in names)
+    return tuple(Method(n, parse(n).label, n, trained=True, kind="n2n.restorer") for n in names)
 
 
 VARIANTS = _variants()
 """Noise2Noise U-Nets (papers 002, 004) and recon2recon: a preset evaluates those named in
 ``restorers.n2n.evaluate``; each is a trained restorer of its own."""
 ADAPTED: tuple[Method, ...] = (
-    Method("bfdncnn_adapted", "BF-DnCNN, adapted (two-stage)", "bfdncnn_adapted", trained=True, adapted_from="bfdncnn"),
+    Method("bfdncnn_adapted", "BF-DnCNN, adapted (two-stage)", "bfdncnn_adapted", trained=True, adapted_from="bfdncnn",
+           kind="bfdncnn"),
 )
 """Paper 001's two-stage adaptation to the evaluation setting's reconstructions
 (``restorers.adapt.enabled``)."""
@@ -100,8 +112,8 @@ BY_NAME = {m.name: m for m in METHODS}
 NAMES = [m.name for m in METHODS]  # CLI choices
 RESTORERS = list(dict.fromkeys(m.restorer for m in METHODS if m.restorer))
 TRAINED = list(dict.fromkeys(m.restorer for m in METHODS if m.trained))
-_EDM = CORE.index(BY_NAME["edm_single"])
-_RANK = {n: i for i, n in enumerate([m.name for m in CORE[:_EDM] + ADAPTED + VARIANTS + CORE[_EDM:]])}
+_SAMPLED = next(i for i, m in enumerate(CORE) if m.output != "restored" and m.restorer)  # the diffusion restorer's first
+_RANK = {n: i for i, n in enumerate([m.name for m in CORE[:_SAMPLED] + ADAPTED + VARIANTS + CORE[_SAMPLED:]])}
 
 
 def active(restorers_cfg: dict) -> list[Method]:
@@ -148,6 +160,36 @@ def restorer_of(name: str) -> str | None:
 
 def methods_of(restorer: str) -> list[str]:
     return [m.name for m in METHODS if m.restorer == restorer]
+
+
+def entry(restorer: str) -> Method:
+    """The registry line of a restorer (its first method)."""
+    for m in METHODS:
+        if m.restorer == restorer:
+            return m
+    raise KeyError(f"unknown restorer {restorer!r}; expected one of {', '.join(RESTORERS)}")
+
+
+def kind_module(restorer: str) -> str:
+    """The module implementing ``restorer`` (its import closure is the restorer's code)."""
+    return f"recon_restore.restorers.{entry(restorer).kind}"
+
+
+def restorer_class(restorer: str):
+    """The class implementing ``restorer`` (``restorers.base.Restorer``), imported on demand."""
+    import importlib
+
+    return importlib.import_module(kind_module(restorer)).RESTORER
+
+
+def restorer(name: str, restorers_cfg: dict):
+    """The restorer ``name`` with the preset's ``restorers`` params."""
+    return restorer_class(name)(name, restorers_cfg)
+
+
+def in_figure(figure: str, names) -> list[str]:
+    """The methods among ``names`` that ``figure`` shows, in report order."""
+    return [n for n in order(names) if n in BY_NAME and figure in BY_NAME[n].figures]
 
 
 def missing(restorer: str, section: dict | None = None) -> str | None:

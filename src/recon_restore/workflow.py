@@ -45,11 +45,17 @@ class Plan:
     def restorer_of(self, method: str) -> str | None:
         return methods.restorer_of(method)
 
+    def restorer(self, name: str):
+        """The restorer ``name`` of the methods list with this preset's params."""
+        return methods.restorer(name, self.cfg["restorers"])
+
     def train_input(self, method: str) -> str:
         """``pool`` or ``manifest``: what training ``method`` reads."""
-        from .restorers.recipes import needs
+        return self.restorer(method).train_input()
 
-        return needs(method)
+    def threads(self, restorer: str) -> int:
+        """CPU threads of one restoration job of ``restorer``."""
+        return methods.restorer_class(restorer).threads
 
     def train_gpus(self, method: str) -> int:
         """GPUs (data-parallel processes) the training job of ``method`` asks for (``train.gpus``)."""
@@ -63,9 +69,7 @@ class Plan:
 
     def train_params(self, method: str) -> dict:
         """The params training (and, under ``restorer``, restoring with) ``method`` reads."""
-        from .restorers.recipes import reads_params
-
-        return {"restorer": reads_params(method, self.cfg["restorers"]), "resample": self.cfg["dataset"]["resample"]}
+        return {"restorer": self.restorer(method).reads_params(), "resample": self.cfg["dataset"]["resample"]}
 
     FIGURES = ("fig1_grid", "fig2_sorted", "fig3_scatter", "fig4_hallucination", "fig5_halves", "hallucination_roc", "coverage")
     TABLES = ("per_image.csv", "summary.csv", "summary.md", "summary.tex", "coverage.csv")

@@ -19,7 +19,7 @@ rule adapt_target:
     params:
         cfg=section("evaluate", "train"),
         net=section("attack", "target"),
-        code=code("attack"),
+        code=code("attack target"),
     shell:
         cli("attack target") + " --heldout {input} --out {output} > {log} 2>&1"
 
@@ -41,7 +41,7 @@ rule adapt_runs:
         mem_mb=16000,
     params:
         cfg=section("evaluate"),
-        code=code("attack"),
+        code=code("attack runs"),
     shell:
         cli("attack runs")
         + " --target {input} --batch {wildcards.batch} --out {output} > {log} 2>&1"
@@ -62,7 +62,7 @@ rule adapt_collect:
         runtime=60,
         mem_mb=16000,
     params:
-        code=code("evaluate"),
+        code=code("evaluate collect"),
     shell:
         cli("evaluate collect")
         + " --target {input.target} --runs {input.runs} --out {output} > {log} 2>&1"
@@ -90,7 +90,7 @@ rule restorers_adapt:
         mem_mb=8000,
     params:
         cfg=section("restorers", "adapt"),
-        code=code("restorers"),
+        code=lambda w: code("restorers adapt", w.method),
     shell:
         cli("restorers adapt")
         + " --method {wildcards.method} --checkpoint {input.checkpoint} --reconstructions {input.recon}"

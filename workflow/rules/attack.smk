@@ -18,7 +18,7 @@ rule attack_target:
     params:
         cfg=section("evaluate", "train"),
         net=section("attack", "target"),
-        code=code("attack"),
+        code=code("attack target"),
         compile=section("compile"),
     shell:
         cli("attack target") + " --heldout {input} --out {output} > {log} 2>&1"
@@ -41,7 +41,7 @@ rule attack_runs:
         mem_mb=16000,
     params:
         cfg=section("evaluate"),
-        code=code("attack"),
+        code=code("attack runs"),
         compile=section("compile"),
     shell:
         cli("attack runs")

@@ -26,6 +26,8 @@ METHOD_NAMES = methods.names(CFG["restorers"])
 RESTORERS = methods.restorers(CFG["restorers"])
 TRAINED = methods.trained(CFG["restorers"])
 TRAINED_HERE = [r for r in TRAINED if not methods.adapted_from(r)]  # by restorers_train
+# CPU threads of each restorer's restoration jobs (its class says)
+RESTORE_THREADS = {r: PLAN.threads(r) for r in RESTORERS}
 # restorers restored in shards (evaluate.restore_shard_runs), then merged
 SHARDED = [r for r in RESTORERS if PLAN.restore_shards(r) > 1]
 UNSHARDED = [r for r in RESTORERS if r not in SHARDED]
@@ -58,9 +60,10 @@ def caption(path):
     return f"../report/{name}.rst"
 
 
-def code(stage):
-    """Hash of the sources the stage's command module imports (its import closure)."""
-    return command_hash(f"recon_restore.{stage}.cli")
+def code(command, restorer=None):
+    """Hash of the sources one command runs ("stage verb"; with a restorer, also the module
+    implementing it): the rule reruns when that code changes, and for no other change."""
+    return command_hash(*command.split(), methods.kind_module(restorer) if restorer else None)
 
 
 # ---- input functions of the rules files -------------------------------------------------

@@ -21,7 +21,7 @@ rule dataset_plan:
     params:
         cfg=section("dataset"),
         per_class=section("attack", "train", "images_per_class"),
-        code=code("dataset"),
+        code=code("dataset plan"),
     shell:
         cli("dataset plan")
         + " --pool {input.pool} --wave {wildcards.wave} --shards {input.shards} --out {output} > {log} 2>&1"
@@ -46,7 +46,7 @@ rule dataset_shard:
     params:
         attack=section("attack"),
         dataset=section("dataset"),
-        code=code("dataset"),
+        code=code("dataset shard"),
         compile=section("compile"),
     shell:
         cli("dataset shard")
@@ -67,7 +67,7 @@ rule dataset_manifest:
         runtime=60,
         mem_mb=4000,
     params:
-        code=code("dataset"),
+        code=code("dataset manifest"),
     shell:
         cli("dataset manifest") + " --shards {input} --out {output} > {log} 2>&1"
 
@@ -88,7 +88,7 @@ rule dataset_coverage:
         runtime=60,
         mem_mb=8000,
     params:
-        code=code("dataset"),
+        code=code("dataset coverage"),
     shell:
         cli("dataset coverage")
         + " --pool {input.pool} --manifest {input.manifest} --out-json {output.json} --out-csv {output.csv} > {log} 2>&1"
@@ -111,7 +111,7 @@ rule dataset_cost:
     params:
         cfg=section("dataset", "cost_study"),
         attack=section("attack"),
-        code=code("dataset"),
+        code=code("dataset cost-study"),
         out=lambda w, output: os.path.dirname(output[0]),
     shell:
         cli("dataset cost-study")

@@ -17,7 +17,7 @@ rule evaluate_collect:
         runtime=60,
         mem_mb=16000,
     params:
-        code=code("evaluate"),
+        code=code("evaluate collect"),
     shell:
         cli("evaluate collect")
         + " --target {input.target} --runs {input.runs} --out {output} > {log} 2>&1"
@@ -36,13 +36,13 @@ rule evaluate_restore:
         restorer=one_of(UNSHARDED),
     conda:
         CONDA_ENV
-    threads: lambda w: 2 if w.restorer == "edm" or w.restorer.startswith("restormer") else 1
+    threads: lambda w: RESTORE_THREADS[w.restorer]
     resources:
         runtime=720,
         mem_mb=16000,
     params:
         cfg=lambda w: repr(PLAN.train_params(w.restorer)["restorer"]),
-        code=code("evaluate"),
+        code=lambda w: code("evaluate restore", w.restorer),
         checkpoint=lambda w, input: (
             f"--checkpoint {input.checkpoint}" if input.checkpoint else ""
         ),
@@ -67,14 +67,14 @@ rule evaluate_restore_shard:
         shard=r"\d+",
     conda:
         CONDA_ENV
-    threads: lambda w: 2 if w.restorer == "edm" or w.restorer.startswith("restormer") else 1
+    threads: lambda w: RESTORE_THREADS[w.restorer]
     resources:
         runtime=720,
         mem_mb=16000,
     params:
         cfg=lambda w: repr(PLAN.train_params(w.restorer)["restorer"]),
         shards=section("evaluate", "restore_shard_runs"),
-        code=code("evaluate"),
+        code=lambda w: code("evaluate restore", w.restorer),
         checkpoint=lambda w, input: (
             f"--checkpoint {input.checkpoint}" if input.checkpoint else ""
         ),
@@ -100,7 +100,7 @@ rule evaluate_merge:
         runtime=120,
         mem_mb=8000,
     params:
-        code=code("evaluate"),
+        code=code("evaluate merge"),
     shell:
         cli("evaluate merge")
         + " --plain {input.plain} --parts {input.parts} --out {output} > {log} 2>&1"
@@ -123,7 +123,7 @@ rule evaluate_galleries:
         mem_mb=8000,
     params:
         cfg=section("evaluate", "null_galleries"),
-        code=code("evaluate"),
+        code=code("evaluate galleries"),
     shell:
         cli("evaluate galleries")
         + " --target {input.target} --heldout {input.heldout} --pool {input.pool} --out {output} > {log} 2>&1"
@@ -149,7 +149,7 @@ rule evaluate_match:
         mem_mb=16000,
     params:
         cfg=section("evaluate", "best_match"),
-        code=code("evaluate"),
+        code=code("evaluate match"),
         restored=lambda w, input: (
             f"--restored {input.restored}" if input.restored else ""
         ),

@@ -38,7 +38,7 @@ rule report:
     params:
         cfg=section("report"),
         evaluate=section("evaluate"),
-        code=code("report"),
+        code=code("report build"),
         out=lambda w, output: os.path.dirname(output.metrics),
     shell:
         cli("report build")

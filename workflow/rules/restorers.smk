@@ -22,7 +22,7 @@ rule restorers_train:
         gpu=lambda w: PLAN.train_gpus(w.method),  # one process per GPU (train.gpus)
     params:
         cfg=train_params,
-        code=code("restorers"),
+        code=lambda w: code("restorers train", w.method),
         data=lambda w, input: " ".join(f"--{k} {v}" for k, v in input.items()),
     shell:
         cli("restorers train")

@@ -24,7 +24,7 @@ rule robustness_run:
         mem_mb=8000,
     params:
         cfg=section("robustness"),
-        code=code("robustness"),
+        code=lambda w: code("robustness run", w.method),
     shell:
         cli("robustness run")
         + " --method {wildcards.method} --checkpoint {input.checkpoint} --target {input.target} --plain {input.plain}"
@@ -46,7 +46,7 @@ rule robustness_report:
         mem_mb=4000,
     params:
         cfg=section("robustness"),
-        code=code("robustness"),
+        code=code("robustness report"),
         out_dir=lambda w, output: os.path.dirname(output[0]),
     shell:
         cli("robustness report")

@@ -121,7 +121,7 @@ def runs_cmd(args) -> None:
 
     jobs = [(f"runs-{run_ids[b]:06d}-{run_ids[min(b + per_batch, len(run_ids)) - 1]:06d}.pt",
              lambda b=b: batch(run_ids[b : b + per_batch], hps[b : b + per_batch])) for b in range(0, len(run_ids), per_batch)]
-    fp = fingerprint({"evaluate": ev, "seed": prm.seed, "target": file_sha256(args.target), "batch": args.batch}, "attack")
+    fp = fingerprint({"evaluate": ev, "seed": prm.seed, "target": file_sha256(args.target), "batch": args.batch}, "attack", "runs")
     results = run_resumable(parts_dir, jobs, lambda p, d: torch.save(d, p), lambda p: torch.load(p, weights_only=True), fp)
     write_runs(out, results, hps, cfg.snapshots, provenance(prm.cfg, prm.seed, preset=prm.preset, batch=args.batch,
                                                          abort_criterion=rc["abort"]["criterion"]), args.overwrite)

@@ -96,7 +96,7 @@ def shard_cmd(args) -> None:
     runs = [by_run[r] for r in job["runs"]]
     cfg = effective(prm.cfg)  # dataset.schedule: paper | fast
     fp = fingerprint({"attack": cfg["attack"], "dataset": cfg["dataset"], "seed": prm.seed, "runs": runs,
-                      "pool": file_sha256(args.pool)}, "dataset")
+                      "pool": file_sha256(args.pool)}, "dataset", "shard")
     data = generate_job(pool, runs, cfg, parts, dev, args.progress, fp)
     attrs = provenance(prm.cfg, prm.seed, preset=prm.preset, job=args.job, wave=job["wave"], runs=job["runs"])
     write_shard(out, data, attrs, args.overwrite, prm.cfg["dataset"]["compression"])

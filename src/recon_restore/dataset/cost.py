@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .. import flops
+from ..attack import flops
 from ..data.store import ImageSet
 from ..seeding import derive_seed
 from .generate import pairs_of, reconstruct_batch

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import logging
 
@@ -14,7 +13,7 @@ from ..attack.target_file import load_target
 from ..cli_args import common, int_at_least
 from ..errors import UserError
 from ..io import atomic_path, open_h5, provenance, set_attrs
-from ..methods import NAMES, RESTORERS, missing, section_of
+from ..methods import NAMES, RESTORERS, TRAINED, adapted_from, missing
 from ..runtime import device as get_device
 from ..runtime import setup
 from ..seeding import derive_seed
@@ -35,7 +34,7 @@ def register(sub) -> None:
     common(p, device=True)
     p.add_argument("--restorer", required=True, choices=RESTORERS, metavar="RESTORER", help="a restorer of the methods list")
     p.add_argument("--plain", required=True)
-    p.add_argument("--checkpoint", default=None, help="restorer checkpoint (trained restorers: edm, bfdncnn, Noise2Noise variants)")
+    p.add_argument("--checkpoint", default=None, help="restorer checkpoint (the trained restorers of the methods list)")
     p.add_argument("--shard", type=int, default=None,
                    help="restore only shard J: the runs J*R..(J+1)*R-1, R = params evaluate.restore_shard_runs.<restorer> (a part for `evaluate merge`)")
     p.add_argument("--out", required=True)
@@ -71,7 +70,8 @@ def register(sub) -> None:
     p.set_defaults(func=abort_study_cmd)
     p = g.add_parser("curve", help="learning curves: excess good count against dataset size, training steps and seed")
     common(p)
-    p.add_argument("--restorer", required=True, choices=["bfdncnn", "edm"])
+    p.add_argument("--restorer", required=True, choices=[r for r in TRAINED if not adapted_from(r)], metavar="RESTORER",
+                   help="a restorer trained by `restorers train`")
     p.add_argument("--manifest", required=True, nargs="+", metavar="LABEL=PATH", help="dataset manifests, each with a label")
     p.add_argument("--steps", required=True, nargs="+", type=int_at_least(1), help="training steps")
     p.add_argument("--seeds", nargs="+", type=int_at_least(0), default=None, help="preset seeds (default: the preset's)")
@@ -95,10 +95,7 @@ def collect_cmd(args) -> None:
 
 
 def restore_cmd(args) -> None:
-    from ..precision import dtype_of
-    from ..restorers import checkpoint
-    from ..restorers.classical import DENOISERS, restore_classical
-    from ..restorers.restore import restore_direct, restore_edm
+    from .. import methods
     from .shards import restorer_rows
 
     prm = setup(args)
@@ -109,33 +106,20 @@ def restore_cmd(args) -> None:
     rows = restorer_rows(ev, args.restorer, run, args.shard)
     plain = read_rows(args.plain, "images", rows)
     outs, extra = {}, {}
-    rcfg = prm.section("restorers", section_of(args.restorer))
-    skipped = missing(args.restorer, rcfg)
+    restorer = methods.restorer(args.restorer, prm.section("restorers"))
+    skipped = missing(args.restorer, restorer.section)
     if skipped:  # an optional method: an empty file that says why, carried through to the report
         extra["skipped"] = skipped
         log.warning("%s: skipped, %s", args.restorer, skipped)
-    elif args.restorer.startswith("restormer_"):
-        from ..restorers.restormer import load, restore_restormer
-
-        model = load(args.restorer.removeprefix("restormer_"), rcfg["weights"])
-        outs[args.restorer] = restore_restormer(model, plain, ev["restore_batch"], dev)
-    elif args.restorer in DENOISERS:
-        outs[args.restorer], chosen = restore_classical(plain, args.restorer, rcfg,
-                                                        derive_seed(prm.seed, "calibrate", args.restorer))
-        extra["chosen"] = json.dumps(chosen)
-        log.info("%s: blind choice %s", args.restorer, chosen["kwargs"])
     else:
-        if not args.checkpoint:
-            raise UserError(f"evaluate restore --restorer {args.restorer} needs --checkpoint")
-        kind, model, ck = checkpoint.load(args.checkpoint, dev)
-        checkpoint.require_method(ck, args.checkpoint, args.restorer)
-        if kind in ("bfdncnn", "n2n"):
-            outs[args.restorer] = restore_direct(model, plain, ev["restore_batch"], dev).single
-        else:
-            rc = prm.section("restorers", "edm")
-            r = restore_edm(model, plain, rc["samples"], rc["sampler"], ev["restore_batch"], dev,
-                            derive_seed(prm.seed, "evaluate-restore"), dtype_of(rc["sample_precision"]), args.progress, rows)
-            outs["edm_single"], outs["edm_averaged"], outs["edm_std"] = r.single, r.averaged, r.std
+        restorer.load(dev, args.checkpoint)
+        r = restorer.restore(plain, rows, prm.seed, ev["restore_batch"], args.progress)
+        outs.update(r.images)
+        if r.spread is not None:
+            outs[f"{args.restorer}_std"] = r.spread
+        extra.update(r.info)
+        if r.info:
+            log.info("%s: %s", args.restorer, r.info)
     if args.shard is not None:
         extra["shard"] = args.shard
     with atomic_path(args.out, args.overwrite) as tmp:

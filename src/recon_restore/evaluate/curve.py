@@ -28,11 +28,12 @@ import yaml
 
 from ..errors import UserError
 from ..io import atomic_path, open_h5, read_json
+from .. import methods
 from ..methods import section_of
 
 log = logging.getLogger(__name__)
 
-METHODS = {"bfdncnn": ["bfdncnn"], "edm": ["edm_single", "edm_averaged"]}
+CHOICES = [r for r in methods.TRAINED if not methods.adapted_from(r)]  # restorers trained by `restorers train`
 
 
 @dataclass
@@ -85,8 +86,8 @@ def run_curve(params: str | Path, preset: str | None, restorer: str, manifests: 
               seeds: list[int], plain: str, target: str, galleries: str, out_dir: str | Path) -> list[Row]:
     from .match_file import read_match
 
-    if restorer not in METHODS:
-        raise UserError(f"evaluate curve --restorer {restorer!r}: expected one of {sorted(METHODS)}")
+    if restorer not in CHOICES:
+        raise UserError(f"evaluate curve --restorer {restorer!r}: expected one of {', '.join(CHOICES)}")
     doc = yaml.safe_load(Path(params).read_text())
     preset = preset or doc.get("preset")
     if preset not in doc.get("presets", {}):
@@ -113,7 +114,7 @@ def run_curve(params: str | Path, preset: str | None, restorer: str, manifests: 
                                     f"(use another --out-dir, or remove {out} to start again)")
                 pf.write_text(text)
                 ck, restored = out / f"{tag}.pt", out / f"restored-{tag}.h5"
-                matches = {m: out / f"match-{m}-{label}-{n}-s{seed}.h5" for m in METHODS[restorer]}
+                matches = {m: out / f"match-{m}-{label}-{n}-s{seed}.h5" for m in methods.methods_of(restorer)}
                 if not all(p.is_file() for p in matches.values()):
                     if not ck.is_file():
                         _run("restorers", "train", "--params", pf, "--preset", preset, "--method", restorer,

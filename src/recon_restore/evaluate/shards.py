@@ -3,8 +3,8 @@ reconstructions, each restored 20 times with 35 network evaluations).
 
 Shard ``j`` holds the plain reconstructions of the evaluation runs ``j * R .. (j + 1) * R - 1``
 (``evaluate.restore_shard_runs``: R per restorer, e.g. ``{edm: 2}``; a restorer not named
-is restored in one job; a classical denoiser cannot be sharded: its blind calibration reads
-every reconstruction). The shard count is known from the
+is restored in one job; a restorer whose class is not ``shardable`` cannot be: a classical
+denoiser's blind calibration reads every reconstruction). The shard count is known from the
 params before any run exists, so the workflow plans one restoration job per shard. Every
 restoration is seeded by the reconstruction's row in ``plain.h5`` (``restorers.restore``),
 so the restored images do not depend on the shard size. A shard's file (a *part*) holds
@@ -25,19 +25,19 @@ from ..errors import UserError
 from ..io import atomic_path, open_h5, require_datasets, set_attrs
 
 
-def _refuse_classical(restorer: str, where: str) -> None:
-    from ..restorers.classical import DENOISERS
+def _refuse_unshardable(restorer: str, where: str) -> None:
+    from .. import methods
 
-    if restorer in DENOISERS:
-        raise UserError(f"{where}: a classical denoiser's blind calibration reads every reconstruction; "
-                        f"restore {restorer} in one job")
+    if not methods.restorer_class(restorer).shardable:
+        raise UserError(f"{where}: {restorer} cannot be restored in shards (a classical denoiser's blind calibration "
+                        f"reads every reconstruction); restore {restorer} in one job")
 
 
 def shard_runs(ev: dict, restorer: str) -> int:
     """R, the evaluation runs per restoration shard of ``restorer`` (0: one job)."""
     r = int((ev.get("restore_shard_runs") or {}).get(restorer, 0))
     if r:
-        _refuse_classical(restorer, f"params evaluate.restore_shard_runs.{restorer}")
+        _refuse_unshardable(restorer, f"params evaluate.restore_shard_runs.{restorer}")
     return r
 
 
@@ -46,7 +46,7 @@ def restorer_rows(ev: dict, restorer: str, run: np.ndarray, shard: int | None) -
     those of ``shard``."""
     if shard is None:
         return np.arange(len(run))
-    _refuse_classical(restorer, f"evaluate restore --restorer {restorer} --shard")
+    _refuse_unshardable(restorer, f"evaluate restore --restorer {restorer} --shard")
     return shard_rows(run, shard, shard_runs(ev, restorer), ev["runs"])
 
 

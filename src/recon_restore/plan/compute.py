@@ -23,12 +23,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .. import flops, methods
+from .. import IMAGE_SHAPE, flops, methods
+from ..attack import flops as attack_flops
 from ..dataset.plan import layout
 from ..dataset.schedule import effective
 from ..evaluate.shards import restorer_shards
-from ..restorers.classical import DENOISERS
-from ..restorers.recipes import recipe_kind
 
 PEAK_TFLOPS = {
     "a100": {"fp64": 19.5, "fp32": 19.5, "tf32": 156.0, "bf16": 312.0},
@@ -71,13 +70,13 @@ def reconstructions(cfg: dict) -> int:
 
 def jobs(cfg: dict) -> list[Job]:
     """Every GPU job of the preset ``cfg`` (limits and hours unset: see ``plan``)."""
-    d, hidden = 3 * 32 * 32, cfg["attack"]["target"]["hidden"]
+    d, hidden = math.prod(IMAGE_SHAPE), cfg["attack"]["target"]["hidden"]
     ev, at, rc = cfg["evaluate"], cfg["attack"], cfg["restorers"]
     out: list[Job] = []
     n_eval, m_eval = 2 * ev["images_per_class"], 2 * ev["reconstruct"]["candidates_per_class"]
     batches = math.ceil(ev["runs"] / ev["runs_per_job"])
-    target = ev["train"]["epochs"] * flops.target_epoch_flops(d, hidden, n_eval)
-    eval_runs = ev["runs_per_job"] * flops.dataset_run_flops(hidden, n_eval, m_eval, 0, ev["reconstruct"]["iterations"], 0, d=d)
+    target = ev["train"]["epochs"] * attack_flops.target_epoch_flops(d, hidden, n_eval)
+    eval_runs = ev["runs_per_job"] * attack_flops.dataset_run_flops(hidden, n_eval, m_eval, 0, ev["reconstruct"]["iterations"], 0, d=d)
     settings = [("attack", "")] + ([("adapt", "")] if (rc.get("adapt") or {}).get("enabled") else [])
     for stage, _ in settings:
         out.append(Job(f"{stage}_target", "", 1, target, ev["train"]["precision"]))
@@ -85,22 +84,21 @@ def jobs(cfg: dict) -> list[Job]:
     ds = cfg["dataset"]
     at = effective(cfg)["attack"]  # dataset.schedule: paper | fast
     n_ds, m_ds = 2 * at["train"]["images_per_class"], 2 * at["reconstruct"]["candidates_per_class"]
-    shard = ds["runs_per_job"] * flops.dataset_run_flops(hidden, n_ds, m_ds, at["train"]["epochs"], at["reconstruct"]["iterations"],
+    shard = ds["runs_per_job"] * attack_flops.dataset_run_flops(hidden, n_ds, m_ds, at["train"]["epochs"], at["reconstruct"]["iterations"],
                                                          len(at["reconstruct"]["snapshots"]), ds["match"]["ssim_variant"], d)
     out.append(Job("dataset_shard", "", len(layout(cfg)["jobs"]), shard, at["train"]["precision"]))
     study = ds["cost_study"]
     if study["enabled"]:
-        from ..dataset.cost import settings
+        from ..dataset.cost import settings as cost_settings
 
         last = max(study["iterations"])
-        f = sum(study["runs"] * flops.dataset_run_flops(study["hidden"], 2 * i, 2 * c, e, last, len(study["paper_snapshots"]),
+        f = sum(study["runs"] * attack_flops.dataset_run_flops(study["hidden"], 2 * i, 2 * c, e, last, len(study["paper_snapshots"]),
                                                         ds["match"]["ssim_variant"], d)
-                for e, c, i in settings(study))
+                for e, c, i in cost_settings(study))
         out.append(Job("dataset_cost", "", 1, f, at["train"]["precision"]))
-    per_image = {}
+    per_image, restorer = {}, {r: methods.restorer(r, rc) for r in methods.restorers(rc)}
     for r in methods.trained(rc):
-        kind, config = recipe_kind(r, rc)
-        per_image[r] = flops.restorer_flops(kind, config)
+        per_image[r] = restorer[r].flops()
         src = methods.adapted_from(r)
         if src:  # paper 001's stage 2: G trained, G0 evaluated, on the adaptation batch
             a = rc["adapt"]
@@ -109,19 +107,12 @@ def jobs(cfg: dict) -> list[Job]:
         t = rc[methods.section_of(r)]["train"]
         out.append(Job("restorers_train", r, 1, t["steps"] * t["batch"] * per_image[r]["train"], t["precision"], t.get("gpus", 1)))
     n = reconstructions(cfg)
-    for r in methods.restorers(rc):
-        if r in DENOISERS:
+    for r, k in restorer.items():
+        if not k.on_gpu:
             continue  # CPU jobs
-        if r.startswith("restormer_"):
-            per = flops.restormer_forward_flops(r.removeprefix("restormer_"))
-        elif r == "edm":
-            s = rc["edm"]
-            per = s["samples"] * (2 * s["sampler"]["num_steps"] - 1) * per_image[r]["forward"]
-        else:
-            per = per_image[r]["forward"]
-        k = restorer_shards(ev, r)
-        prec = rc["edm"]["sample_precision"] if r == "edm" else "fp32"
-        out.append(Job("evaluate_restore_shard" if k > 1 else "evaluate_restore", r, k, per * math.ceil(n / k), prec))
+        shards = restorer_shards(ev, r)
+        out.append(Job("evaluate_restore_shard" if shards > 1 else "evaluate_restore", r, shards,
+                       k.restore_flops() * math.ceil(n / shards), k.restore_precision()))
     pair = flops.ssim_pair_flops(ev["best_match"]["ssim_variant"])
     match = n * n_eval * (1 + ev["null_galleries"]) * pair
     out.append(Job("evaluate_match", "", len(methods.names(rc)), match, "cpu"))
@@ -129,10 +120,10 @@ def jobs(cfg: dict) -> list[Job]:
     if rb.get("enabled"):
         budgets = sum(1 for b in rb["budgets"] if b > 0)
         for r in methods.trained(rc):
-            nfe = 2 * rb["edm_steps"] - 1 if r == "edm" else 1
+            nfe = restorer[r].robustness_evaluations(rb)
             out.append(Job("robustness_run", r, 1, 2 * rb["images"] * budgets * rb["steps"] * nfe * per_image[r]["train"], "fp32"))
     # CPU jobs (bookkeeping, classical denoisers, matching): counted, not timed on a GPU
-    classical = [r for r in methods.restorers(rc) if r in DENOISERS]
+    classical = [r for r, k in restorer.items() if not k.on_gpu]
     sharded = [r for r in methods.restorers(rc) if restorer_shards(ev, r) > 1]
     cpu = [("data_prepare", 1), ("dataset_plan", len(layout(cfg)["waves"])), ("dataset_manifest", 1), ("dataset_coverage", 1),
            ("evaluate_collect", 1), ("evaluate_galleries", 1), ("evaluate_restore", len(classical)),

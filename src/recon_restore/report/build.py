@@ -25,7 +25,7 @@ from .. import IMAGE_SHAPE
 from ..evaluate.match import per_run_best, split_halves
 from ..evaluate.match_file import MatchData
 from ..io import atomic_path, provenance, read_json, write_json
-from ..methods import label
+from ..methods import in_figure, label, restorer_of
 from ..metrics.roc import auroc, roc_curve
 from ..seeding import derive_seed
 from . import figures, tables
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 class ReportInputs:
     matches: dict[str, MatchData]  # in the methods list's order
     restored: dict[str, np.ndarray]  # method -> (N, 3, 32, 32) images (plain included)
-    spread: np.ndarray | None  # (N,) per-reconstruction spread of the diffusion samples
+    spread: dict  # restorer -> (N,) per-reconstruction spread of its samples (the restorers that sample)
     target_images: np.ndarray  # (M, 3, 32, 32) uint8
     target_ids: np.ndarray
     target_labels: np.ndarray
@@ -67,17 +67,16 @@ def _best_rows(d: MatchData, images: np.ndarray) -> np.ndarray:
 
 
 def hallucination(inp: ReportInputs, threshold: float) -> dict[str, dict]:
-    """Per diffusion method: AUROC of minus the samples' spread for "this restoration is a
-    true match" (its SSIM to its assigned training image > threshold)."""
+    """Per method of a restorer that samples: AUROC of minus the samples' spread for "this
+    restoration is a true match" (its SSIM to its assigned training image > threshold)."""
     out = {}
-    if inp.spread is None:
-        return out
     for m, d in inp.matches.items():
-        if not m.startswith("edm"):
+        spread = inp.spread.get(restorer_of(m))
+        if spread is None:
             continue
         pos = d.ssim > threshold
-        fpr, tpr = roc_curve(-inp.spread, pos)
-        out[m] = {"auroc": auroc(-inp.spread, pos), "positives": int(pos.sum()), "negatives": int((~pos).sum()),
+        fpr, tpr = roc_curve(-spread, pos)
+        out[m] = {"auroc": auroc(-spread, pos), "positives": int(pos.sum()), "negatives": int((~pos).sum()),
                   "fpr": fpr, "tpr": tpr}
     return out
 
@@ -125,10 +124,10 @@ def build(inp: ReportInputs, cfg: dict, seed: int, preset: str, out: Path, overw
 
     null_best = {m: np.stack([_null_best(d, g) for g in range(d.galleries)]) for m, d in matches.items()}
     figures.figure2(cs, ch, thr, figdir / "fig2_sorted.png", null_best)
-    best = "edm_averaged" if "edm_averaged" in matches else names[-1]
+    best = (in_figure("fig3", names) or names[-1:])[-1]  # the headline method (the paper: ours averaged)
     figures.figure3(per_img["ssim_plain"].to_numpy(), per_img[f"ssim_{best}"].to_numpy(), per_img["haarpsi_plain"].to_numpy(),
                     per_img[f"haarpsi_{best}"].to_numpy(), best, figdir / "fig3_scatter.png")
-    figures.figure5(_halves(matches, [m for m in ("plain", "edm_single", "edm_averaged") if m in matches], seed),
+    figures.figure5(_halves(matches, in_figure("fig5", names), seed),
                     figdir / "fig5_halves.png")
     figures.roc_figure({m: (h["fpr"], h["tpr"], h["auroc"]) for m, h in halluc.items()}, figdir / "hallucination_roc.png")
     _figure4(inp, thr, rep["grid_per_row"], seed, figdir / "fig4_hallucination.png")
@@ -177,10 +176,12 @@ def _figure4(inp: ReportInputs, thr: float, k: int, seed: int, path: Path) -> No
     if len(cand):
         pick = np.sort(np.random.default_rng(derive_seed(seed, "figure4")).choice(cand, min(k, len(cand)), replace=False))
         rows.append((label("plain"), inp.restored["plain"][pick]))
-        for m in ("restormer_real", "edm_single", "edm_averaged"):
-            if m in inp.restored:
-                rows.append((label(m), inp.restored[m][pick]))
-        near = inp.matches["edm_single"].assigned[pick] if "edm_single" in inp.matches else plain.assigned[pick]
+        shown = [m for m in in_figure("fig4", inp.restored) if m != "plain"]
+        for m in shown:
+            rows.append((label(m), inp.restored[m][pick]))
+        # the training image closest to the first sampled restoration shown (the paper: one diffusion sample)
+        near_of = next((m for m in shown if restorer_of(m) in inp.spread and m in inp.matches), "plain")
+        near = inp.matches[near_of].assigned[pick]
         rows.append(("Closest training image", inp.target_images[near]))
     else:
         rows.append(("(every plain reconstruction matches a training image)", np.full((1, *IMAGE_SHAPE), np.nan)))

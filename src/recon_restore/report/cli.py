@@ -27,15 +27,17 @@ def register(sub) -> None:
     p.set_defaults(func=build_cmd)
 
 
-def _read_restored(paths: list[str], plain) -> tuple[dict, object]:
-    images, spread = {"plain": plain}, None
+def _read_restored(paths: list[str], plain) -> tuple[dict, dict]:
+    """Every method's restorations, and the per-reconstruction spread (``<restorer>_std``) of
+    the restorers that draw samples."""
+    images, spread = {"plain": plain}, {}
     for p in paths:
         with open_h5(p, "restored reconstructions") as f:
             for k in f:
                 if f[k].ndim == 4:
                     images[k] = f[k][()]
-                elif k == "edm_std":
-                    spread = f[k][()]
+                elif f[k].ndim == 1 and k.endswith("_std"):
+                    spread[k.removesuffix("_std")] = f[k][()]
     return images, spread
 
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .base import Network
 from .distributed import batch_variance
 
 
@@ -57,3 +58,36 @@ class BFDnCNN(nn.Module):
 def bfdncnn_loss(model: BFDnCNN, target: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
     """Half the summed squared error, averaged over the batch (Mohan et al.)."""
     return F.mse_loss(model(noisy), target, reduction="sum") / (2 * target.shape[0])
+
+
+class BFDnCNNRestorer(Network):
+    """BF-DnCNN trained on the dataset's pairs (paper section 4), restoring in one pass; also
+    the network of its adapted version (paper 001: ``Method.adapted_from``)."""
+
+    network_kind = "bfdncnn"
+
+    @staticmethod
+    def build(config: dict) -> BFDnCNN:
+        return BFDnCNN(**config)
+
+    def network(self) -> dict:
+        from .. import methods
+
+        return self.restorers_cfg[methods.adapted_from(self.name) or self.name]["network"]
+
+    def recipe(self, resample, seed, manifest, pool):
+        from .. import methods
+        from ..errors import UserError
+        from .recipes import Recipe, balanced_pairs
+
+        if methods.adapted_from(self.name):
+            raise UserError(f"{self.name!r} is not trained by `restorers train` (an adapted restorer: `restorers adapt`)")
+        stream, reads = balanced_pairs(self.name, manifest, resample, seed)
+
+        def loss_fn(m, b, g, step):
+            return bfdncnn_loss(m, b.target, b.recon)
+
+        return Recipe(self.network_kind, self.network(), loss_fn, stream, reads)
+
+
+RESTORER = BFDnCNNRestorer

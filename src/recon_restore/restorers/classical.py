@@ -29,6 +29,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .base import Restored, Restorer
+
 
 def tv(img: np.ndarray, *, weight: float, noise: float, channel_axis: int = -1) -> np.ndarray:
     from skimage.restoration import denoise_tv_chambolle
@@ -147,3 +149,28 @@ def restore_classical(images: torch.Tensor, name: str, cfg: dict, seed: int) -> 
     chosen["noise_median"] = float(np.median(noise))
     return torch.from_numpy(out.transpose(0, 3, 1, 2)).to(images.dtype).clamp(0, 1), chosen
 
+
+
+class Classical(Restorer):
+    """A classical denoiser of the methods list (``Method.variant``: the denoiser) as a
+    restorer: CPU work, blind parameters; not sharded (the calibration reads every
+    reconstruction)."""
+
+    shardable = False
+
+    @property
+    def on_gpu(self) -> bool:
+        return False
+
+    def restore(self, images, rows, seed, batch, progress=False) -> Restored:
+        import json
+
+        from .. import methods
+        from ..seeding import derive_seed
+
+        out, chosen = restore_classical(images, methods.entry(self.name).variant, self.section,
+                                        derive_seed(seed, "calibrate", self.name))
+        return Restored({self.name: out}, info={"chosen": json.dumps(chosen)})
+
+
+RESTORER = Classical

@@ -10,7 +10,7 @@ import torch
 
 from ..cli_args import common, int_at_least
 from ..errors import UserError
-from ..methods import ADAPTED, TRAINED, adapted_from, section_of
+from ..methods import ADAPTED, TRAINED, adapted_from, kind_module, section_of
 from ..seeding import derive_seed
 from ..fingerprint import fingerprint
 from ..io import atomic_path, check_writable, file_sha256, provenance
@@ -73,8 +73,9 @@ def train_cmd(args) -> None:
 
 def _train(args) -> None:
     """One training process (of ``train.gpus``): every process trains, the first one writes."""
+    from .. import methods
     from . import checkpoint, distributed
-    from .recipes import describe, reads_params, recipe, train_spec
+    from .recipes import describe, train_spec
     from .train import train
 
     prm = setup(args)
@@ -85,15 +86,16 @@ def _train(args) -> None:
     rcfg = prm.section("restorers", section_of(args.method))
     res = prm.section("dataset", "resample")
     out = check_writable(args.out, args.overwrite)
-    rec = recipe(args.method, prm.section("restorers"), res, prm.seed, args.manifest, args.pool)
+    restorer = methods.restorer(args.method, prm.section("restorers"))
+    rec = restorer.recipe(res, prm.seed, args.manifest, args.pool)
     spec = train_spec(rcfg["train"])
     torch.manual_seed(derive_seed(prm.seed, "restorer-init", args.method))
-    model = checkpoint.build(rec.kind, rec.config)
+    model = restorer.build(rec.config)
     state = out.with_name(out.name + ".train-state")
     log.info("%s: %d parameters; %s; %d process(es)", args.method, sum(p.numel() for p in model.parameters()),
              describe(rec.stream), group.world)
-    fp = fingerprint({"restorer": reads_params(args.method, prm.section("restorers")), "method": args.method, "reads": rec.reads,
-                      "seed": prm.seed, "device": dev.type}, "restorers")
+    fp = fingerprint({"restorer": restorer.reads_params(), "method": args.method, "reads": rec.reads,
+                      "seed": prm.seed, "device": dev.type}, "restorers", "train", methods.kind_module(args.method))
     final, history = train(model, rec.loss_fn, rec.stream, spec, dev, state, derive_seed(prm.seed, "restorer-train", args.method),
                            args.progress and group.main, f"train {args.method}", fp)
     rec.stream.close()
@@ -118,7 +120,7 @@ def adapt_cmd(args) -> None:
     dev = get_device(args, prm)
     a = prm.section("restorers", "adapt")
     out = check_writable(args.out, args.overwrite)
-    kind, g0, ck = checkpoint.load(args.checkpoint, dev)
+    cls, g0, ck = checkpoint.load(args.checkpoint, dev)
     source = adapted_from(args.method)
     checkpoint.require_method(ck, args.checkpoint, source)
     pool = read_image_set(args.pool)
@@ -129,9 +131,9 @@ def adapt_cmd(args) -> None:
                      a["log_every"])
     state = out.with_name(out.name + ".adapt-state")
     fp = fingerprint({"adapt": a, "g0": file_sha256(args.checkpoint), "recon": file_sha256(args.reconstructions),
-                      "pool": file_sha256(args.pool), "seed": prm.seed, "device": dev.type}, "restorers")
+                      "pool": file_sha256(args.pool), "seed": prm.seed, "device": dev.type}, "restorers", "adapt", kind_module(args.method))
     g, history = adapt(g0, recon, pool.images, spec, derive_seed(prm.seed, "adapt", args.method), state, fp, dev)
-    checkpoint.save(out, kind, ck["config"], g.state_dict(),
+    checkpoint.save(out, ck["kind"], ck["config"], g.state_dict(),
                     provenance(prm.cfg, prm.seed, preset=prm.preset, method=args.method, adapted_from=source, steps=spec.steps,
                                reconstructions=len(recon)), args.overwrite)
     state.unlink(missing_ok=True)
@@ -148,9 +150,10 @@ def _write_history(path: str | None, history: list[dict]) -> None:
 
 
 def restore_cmd(args) -> None:
-    from ..precision import dtype_of, resolve_device
+    from .. import methods
+    from ..precision import resolve_device
     from . import checkpoint
-    from .restore import read_user_images, restore_direct, restore_edm
+    from .restore import read_user_images
 
     out = Path(args.output)
     for o in output_paths(out, with_std=True):
@@ -160,16 +163,21 @@ def restore_cmd(args) -> None:
         dev = resolve_device(args.device)
     except ValueError as e:
         raise UserError(str(e)) from None
-    kind, model, ck = checkpoint.load(args.checkpoint, dev)
+    ck = checkpoint.read(args.checkpoint, dev)
+    name = checkpoint.method_of(ck)
+    if name not in methods.RESTORERS:
+        raise UserError(f"{args.checkpoint}: made for {name!r}, which is not a restorer of the methods list")
+    # the sampling settings of this command (a restorer that draws no samples ignores them)
+    user = {"samples": args.samples, "sampler": {"num_steps": args.steps}, "sample_precision": args.precision}
+    restorer = methods.restorer(name, {methods.section_of(name): user})
+    restorer.load(dev, args.checkpoint)
     images, names = read_user_images(args.input)
-    if kind == "edm":
-        r = restore_edm(model, images, args.samples, {"num_steps": args.steps}, args.batch, dev, args.seed, dtype_of(args.precision), args.progress)
-        outputs = {"single": r.single, "averaged": r.averaged, "std": r.std}
-    else:
-        r = restore_direct(model, images, args.batch, dev, dtype_of(args.precision))
-        outputs = {"restored": r.single}
+    r = restorer.restore(images, np.arange(len(images)), args.seed, args.batch, args.progress)
+    outputs = {methods.BY_NAME[m].output: v for m, v in r.images.items()}
+    if r.spread is not None:
+        outputs["std"] = r.spread
     write_outputs(out, outputs, names, args.overwrite)
-    print(f"{out}: restored {images.shape[0]} reconstructions with {kind} ({args.checkpoint})")
+    print(f"{out}: restored {images.shape[0]} reconstructions with {name} ({args.checkpoint})")
 
 
 def output_paths(out: Path, with_std: bool) -> list[Path]:

@@ -20,11 +20,12 @@ from tqdm import tqdm
 
 from .. import IMAGE_SHAPE
 from ..seeding import torch_generator
+from .base import restore_direct  # noqa: F401  (one-pass restoration, re-exported)
 from .edm import heun_sample
 
 
 @dataclass
-class Restored:
+class Samples:
     single: torch.Tensor
     averaged: torch.Tensor | None = None
     std: torch.Tensor | None = None  # (N,) hallucination indicator
@@ -32,7 +33,7 @@ class Restored:
 
 @torch.no_grad()
 def restore_edm(model, recon: torch.Tensor, samples: int, sampler_cfg: dict, batch: int, device: torch.device,
-                seed: int, dtype: torch.dtype = torch.float32, progress: bool = False, rows: np.ndarray | None = None) -> Restored:
+                seed: int, dtype: torch.dtype = torch.float32, progress: bool = False, rows: np.ndarray | None = None) -> Samples:
     """``rows``: each reconstruction's identity (its row in ``plain.h5``; default 0..N-1). Sample
     k of a reconstruction is seeded by (seed, row, k), so restorations do not depend on the
     batch size or on how the reconstructions are split into shards."""
@@ -60,15 +61,7 @@ def restore_edm(model, recon: torch.Tensor, samples: int, sampler_cfg: dict, bat
         sq[s : s + batch] = (acc2 / samples - m * m).clamp_min(0)
     bar.close()
     std = sq.sqrt().flatten(1).mean(1) if samples > 1 else torch.zeros(n)
-    return Restored(single, mean, std)
-
-
-@torch.no_grad()
-def restore_direct(model, recon: torch.Tensor, batch: int, device: torch.device, dtype=torch.float32) -> Restored:
-    """A network that maps a reconstruction to its restoration in one pass (BF-DnCNN, N2N U-Net)."""
-    model = model.to(device=device, dtype=dtype).eval()
-    out = [model(recon[s : s + batch].to(device, dtype)).clamp(0, 1).float().cpu() for s in range(0, recon.shape[0], batch)]
-    return Restored(torch.cat(out) if out else recon.clone())
+    return Samples(single, mean, std)
 
 
 def read_user_images(path) -> tuple[torch.Tensor, list[str]]:

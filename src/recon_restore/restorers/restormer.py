@@ -28,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import UserError
+from .base import Restored, Restorer
 
 # the three pretrained settings the paper compares against: official file, layer norm
 SETTINGS = {
@@ -202,3 +203,35 @@ def restore_restormer(model: Restormer, images: torch.Tensor, batch: int, device
         x = F.pad(x, (0, pw, 0, ph), mode="reflect") if ph or pw else x
         out[s : s + batch] = model(x)[..., :h, :w].clamp(0, 1).cpu()
     return out
+
+
+class Pretrained(Restorer):
+    """A pretrained Restormer setting (``Method.variant``) from the user's weights file
+    (params ``restorers.<name>.weights``: the official checkpoint, never redistributed)."""
+
+    threads = 2
+
+    @property
+    def setting(self) -> str:
+        from .. import methods
+
+        return methods.entry(self.name).variant
+
+    def load(self, device, checkpoint=None) -> None:
+        self.device = device
+        self.model = load(self.setting, self.section["weights"])
+
+    def restore(self, images, rows, seed, batch, progress=False) -> Restored:
+        return Restored({self.name: restore_restormer(self.model, images, batch, self.device)})
+
+    def restore_flops(self) -> float:
+        """One evaluation of one image (FLOPs counted from the model)."""
+        from .. import IMAGE_SHAPE
+        from ..flops import count
+
+        model = build(self.setting).eval()
+        with torch.no_grad():
+            return float(count(lambda: model(torch.rand(1, *IMAGE_SHAPE))))
+
+
+RESTORER = Pretrained

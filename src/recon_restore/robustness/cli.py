@@ -13,16 +13,17 @@ from ..cli_args import common
 from ..errors import UserError
 from ..io import atomic_path, check_writable
 from ..methods import TRAINED
-from ..methods import label as method_label
-
-
-def label(restorer: str) -> str:
-    """How tables name a restorer (the diffusion restorer is attacked with fixed sampler noise)."""
-    return "Ours (diffusion, fixed noise)" if restorer == "edm" else method_label(restorer)
+from ..methods import restorer_class
 from ..runtime import device as get_device
 from ..runtime import setup
 
 log = logging.getLogger(__name__)
+
+
+def label(restorer: str) -> str:
+    """How tables name an attacked restorer (its class says; e.g. the diffusion restorer is
+    attacked with fixed sampler noise)."""
+    return restorer_class(restorer).robustness_label(restorer)
 
 
 def register(sub) -> None:
@@ -52,23 +53,23 @@ def run_cmd(args) -> None:
     from ..dataset.manifest import load_manifest
     from ..evaluate.match_file import read_match
     from ..evaluate.plain import read_plain
-    from ..restorers import checkpoint
-    from .inputs import plain_inputs, restorer_fn, training_inputs
+    from .. import methods
+    from .inputs import plain_inputs, training_inputs
     from .study import attack_table
 
     prm = setup(args)
     dev = get_device(args, prm)
     cfg = prm.section("robustness")
     out = check_writable(args.out, args.overwrite)
-    kind, model, ck = checkpoint.load(args.checkpoint, dev)
-    checkpoint.require_method(ck, args.checkpoint, args.method)
-    f = restorer_fn(kind, model, prm.seed, cfg["edm_steps"], prm.section("restorers", "edm")["sampler"] if kind == "edm" else None)
+    restorer = methods.restorer(args.method, prm.section("restorers"))
+    restorer.load(dev, args.checkpoint)
+    f = restorer.differentiable(restorer.model, prm.seed, cfg)
     plain, _ = read_plain(args.plain)
     m = read_match(args.match)
     tgt = load_target(args.target)
     inputs = {"plain": plain_inputs(plain, m.assigned, m.ssim, tgt["images"].double() / 255, cfg["images"]),
-              "training": training_inputs(args.method, cfg["images"], prm.seed, read_image_set(args.heldout).images,
-                                          prm.section("restorers", "n2n"), load_manifest(args.manifest)[1])}
+              "training": training_inputs(restorer, cfg["images"], prm.seed, read_image_set(args.heldout).images,
+                                          load_manifest(args.manifest)[1])}
     tables = []
     for name, (x, ref) in inputs.items():
         t = attack_table(f, x.to(dev), ref.to(dev), [b / 255 for b in cfg["budgets"]], cfg["steps"], cfg["step_frac"])

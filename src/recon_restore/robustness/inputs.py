@@ -10,38 +10,18 @@ differentiable function of its input.
   augmented original) for the restorers trained on reconstructions (BF-DnCNN, EDM,
   recon2recon), drawn uniformly with a fixed seed.
 
-The diffusion restorer is attacked through its Heun sampler with fixed initial noise and
-``edm_steps`` steps (2 x edm_steps - 1 network evaluations; gradient through every one),
-and its error is reported with that same sampler (approximation: fewer steps than
-restoration uses).
+Each restorer is attacked as its class's ``differentiable`` function: the diffusion
+restorer through its Heun sampler with fixed initial noise and ``edm_steps`` steps (2 x
+edm_steps - 1 network evaluations; gradient through every one), its error reported with
+that same sampler (approximation: fewer steps than restoration uses).
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 import torch
 
-from ..methods import parse
-from ..seeding import derive_seed, torch_generator
-
-
-def restorer_fn(kind: str, model: torch.nn.Module, seed: int, edm_steps: int, sampler_cfg: dict | None = None) -> Callable:
-    model = model.eval().requires_grad_(False)
-    if kind != "edm":
-        return model
-
-    from ..restorers.edm.sampler import heun
-
-    cfg = dict(sampler_cfg or {}, num_steps=edm_steps)
-
-    def f(x: torch.Tensor) -> torch.Tensor:
-        g = torch_generator(seed, "robustness-edm-noise")  # the same initial noise for every call
-        y = heun(lambda z, s, c: model(z, s, c), x.double() * 2 - 1, generator=g, dtype=torch.float32, **cfg)
-        return ((y + 1) / 2).to(x.dtype)
-
-    return f
+from ..seeding import derive_seed
 
 
 def plain_inputs(plain: torch.Tensor, assigned: np.ndarray, ssim: np.ndarray, targets: torch.Tensor, n: int):
@@ -51,20 +31,14 @@ def plain_inputs(plain: torch.Tensor, assigned: np.ndarray, ssim: np.ndarray, ta
     return plain[pick].float(), targets[assigned[pick]].float()
 
 
-def training_inputs(method: str, n: int, seed: int, heldout: np.ndarray, n2n_cfg: dict, shards: list | None):
-    """n inputs with ``method``'s training corruption and their clean references."""
-    v = parse(method)
-    if v is not None and v.target in ("noisy", "clean"):
-        from ..restorers.n2n.corruption import STRENGTH, corrupt
-
+def training_inputs(restorer, n: int, seed: int, heldout: np.ndarray, shards: list | None):
+    """n inputs with the restorer's training corruption and their clean references: its own
+    synthetic corruption of held-out images (a restorer trained on the pool), or dataset pairs."""
+    method = restorer.name
+    if restorer.train_input() == "pool":
         rng = np.random.default_rng(derive_seed(seed, "robustness-heldout", method))
         clean = torch.from_numpy(heldout[np.sort(rng.choice(len(heldout), min(n, len(heldout)), replace=False))]).float() / 255
-        c = dict(n2n_cfg["corruptions"][v.corruption])
-        k = STRENGTH[v.corruption]
-        if isinstance(c[k], list):
-            c[k] = sum(c[k]) / 2  # the middle of the training range
-        noisy, _ = corrupt(clean, v.corruption, c, torch_generator(seed, "robustness-corrupt", method))
-        return noisy, clean
+        return restorer.corrupt_like_training(clean, seed), clean
     from ..dataset.sampler import gather_rows
     from ..dataset.shards import memmap_or_dataset, open_shard
 

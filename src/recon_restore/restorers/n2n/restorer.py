@@ -1,0 +1,91 @@
+"""A Noise2Noise variant (papers 002 and 004; ``methods.parse`` reads its name) as a restorer
+of the methods list: the U-Net trained on synthetic corruptions of the pool images (N2N:
+noisy targets, N2C: clean targets) or on pairs of two reconstructions of one augmented
+training image (recon2recon), under L2, L1 or annealed L0; one pass to restore."""
+
+from __future__ import annotations
+
+import torch
+
+from ...errors import UserError
+from ... import methods
+from ..base import Network
+from .network import N2NUNet
+
+
+class N2N(Network):
+    network_kind = "n2n"
+
+    @property
+    def variant(self) -> methods.Variant:
+        return methods.parse(self.name)
+
+    @staticmethod
+    def build(config: dict) -> N2NUNet:
+        return N2NUNet(**config)
+
+    def network(self) -> dict:
+        from ... import IMAGE_SHAPE
+
+        c = IMAGE_SHAPE[0]
+        return dict(self.section["network"], in_channels=c, out_channels=c)
+
+    def train_input(self) -> str:
+        return "pool" if self.variant.target in ("noisy", "clean") else "manifest"
+
+    def reads_params(self) -> dict:
+        """The shared network and schedule and the variant's own corruption (or recon2recon
+        pairing), not the list of evaluated variants."""
+        sec = self.section
+        train = {k: x for k, x in sec["train"].items() if k != "gpus"}
+        v = self.variant
+        own = {"recon2recon": sec["recon2recon"]} if v.target == "recon" else {"corruption": sec["corruptions"][v.corruption]}
+        return {"network": sec["network"], "train": train, **own}
+
+    def recipe(self, resample, seed, manifest, pool):
+        from .data import PoolPairs, ReconPairs
+        from .loss import l0_gamma, n2n_loss
+        from ..recipes import Recipe, input_reads
+
+        v, sec = self.variant, self.section
+        src = self.train_input()
+        reads = input_reads(self.name, src, pool if src == "pool" else manifest)
+        steps = sec["train"]["steps"]
+        if v.target == "recon":
+            from ...dataset.manifest import load_manifest
+
+            _, shards = load_manifest(manifest)
+            try:
+                stream = ReconPairs(shards, seed, sec["recon2recon"]["pairs"])
+            except ValueError as e:
+                raise UserError(f"{manifest}: {e}; recon2recon needs them (params restorers.n2n.recon2recon.pairs: any "
+                                "also pairs snapshots)") from None
+            reads["recon2recon"] = sec["recon2recon"]
+        else:
+            from ...data.store import read_image_set
+
+            try:
+                stream = PoolPairs(read_image_set(pool).images, v, sec["corruptions"][v.corruption], seed)
+            except ValueError as e:
+                raise UserError(f"{pool}: {e}") from None
+
+        def loss_fn(m, b, g, step):
+            return n2n_loss(m(b.recon), b.target, v.loss, b.valid, l0_gamma(step, steps))
+
+        return Recipe(self.network_kind, self.network(), loss_fn, stream, reads)
+
+    def corrupt_like_training(self, clean: torch.Tensor, seed: int) -> torch.Tensor:
+        """The variant's corruption at the middle of its training range."""
+        from ...seeding import torch_generator
+        from .corruption import STRENGTH, corrupt
+
+        v = self.variant
+        c = dict(self.section["corruptions"][v.corruption])
+        k = STRENGTH[v.corruption]
+        if isinstance(c[k], list):
+            c[k] = sum(c[k]) / 2
+        noisy, _ = corrupt(clean, v.corruption, c, torch_generator(seed, "robustness-corrupt", self.name))
+        return noisy
+
+
+RESTORER = N2N
