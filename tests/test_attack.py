@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from conftest import CIFAR_SUBSET, requires_cifar_subset
-from recon_restore.attack import Hparams, ReconConfig, TargetMLP, init_weights, reconstruct, reconstruction_loss, train_target
+from recon_restore.attack import Hparams, ReconConfig, TargetMLP, init_weights, reconstruction_loss, train_target
+from recon_restore.attack.reconstruct import reconstruct
 from recon_restore.attack.model import Weights, phi, surrogate_relu
 from recon_restore.attack.objective import autograd_objective, candidate_labels, closed_form
 from recon_restore.attack import optim

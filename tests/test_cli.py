@@ -355,7 +355,7 @@ def test_adaptation_through_the_cli(pipeline, tmp_path):
     assert run("restorers", "adapt", *P, *common, "--adaptation-target", a / "target.pt", "--out", a / "bfdncnn_adapted.pt",
                "--history", a / "h.csv") == 0
     ck = torch.load(a / "bfdncnn_adapted.pt", weights_only=True)
-    assert ck["kind"] == "bfdncnn" and ck["provenance"]["method"] == "bfdncnn_adapted"
+    assert ck["kind"] == methods.restorer_class("bfdncnn").network_kind and ck["provenance"]["method"] == "bfdncnn_adapted"
     assert pd.read_csv(a / "h.csv").fidelity.iloc[0] >= 0
     assert run("evaluate", "restore", *P, "--restorer", "bfdncnn_adapted", "--plain", o / "plain.h5", "--checkpoint", a / "bfdncnn_adapted.pt",
                "--out", a / "r.h5") == 0

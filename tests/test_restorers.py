@@ -132,7 +132,7 @@ def test_checkpoint_round_trip_and_restore_ranges(tmp_path):
     model = EDMPrecond(SMALL)
     checkpoint.save(tmp_path / "e.pt", "edm", {"network": SMALL, "sigma_data": 0.5}, model.state_dict(), {"seed": 1, "method": "edm"})
     cls, loaded, ck = checkpoint.load(tmp_path / "e.pt")
-    assert cls.network_kind == "edm" and ck["kind"] == "edm" and ck["provenance"]["seed"] == 1
+    assert cls.network_kind == "edm-ddpmpp" and ck["kind"] == "edm" and ck["provenance"]["seed"] == 1
     for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
     recon = torch.rand(5, 3, 32, 32)

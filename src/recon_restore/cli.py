@@ -43,8 +43,10 @@ def _params_cmd(args) -> None:
     import json
 
     from .config import load_params
+    from .methods import check_sections
 
     prm = load_params(args.params, args.preset)
+    check_sections(prm.cfg["restorers"], prm.source, prm.preset)
     if args.verb == "validate":
         print(f"{args.params}: valid; preset {prm.preset!r}")
     else:

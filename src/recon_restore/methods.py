@@ -117,12 +117,29 @@ _RANK = {n: i for i, n in enumerate([m.name for m in CORE[:_SAMPLED] + ADAPTED +
 
 
 def active(restorers_cfg: dict) -> list[Method]:
-    """The methods a preset evaluates, in report order: the core list and the Noise2Noise
-    variants its ``restorers`` section names (``n2n.evaluate``)."""
+    """The methods a preset evaluates, in report order: plain and the core methods whose
+    restorer has a params section, and the Noise2Noise variants its ``restorers`` section
+    names (``n2n.evaluate``)."""
     chosen = list((restorers_cfg.get("n2n") or {}).get("evaluate") or [])
     if (restorers_cfg.get("adapt") or {}).get("enabled"):
         chosen += [m.name for m in ADAPTED]
-    return [BY_NAME[n] for n in order([m.name for m in CORE] + chosen)]
+    core = [m.name for m in CORE if m.restorer is None or section_of(m.restorer) in restorers_cfg]
+    return [BY_NAME[n] for n in order(core + chosen)]
+
+
+def check_sections(restorers_cfg: dict, source: str = "params.yaml", preset: str = "") -> None:
+    """Refuse a ``restorers`` section that no restorer of this list reads (a typo would
+    otherwise drop a method silently), naming the closest restorer."""
+    import difflib
+
+    from .errors import UserError
+
+    known = sorted({section_of(r) for r in RESTORERS})
+    for key in restorers_cfg:
+        if key not in known:
+            hint = difflib.get_close_matches(key, known, n=1)
+            raise UserError(f"{source}: key 'presets.{preset}.restorers.{key}': not a restorer of the methods list (methods.py)"
+                            + (f"; did you mean '{hint[0]}'?" if hint else f"; expected one of {', '.join(known)}"))
 
 
 def names(restorers_cfg: dict) -> list[str]:

@@ -19,6 +19,7 @@ class Plan:
     def __init__(self, prm: Params, root: str = "results"):
         self.prm = prm
         self.cfg = prm.cfg
+        methods.check_sections(self.cfg["restorers"], prm.source, prm.preset)
         self.out = f"{root}/{prm.preset}"
         lay = layout(self.cfg)
         self.jobs = lay["jobs"]

@@ -62,8 +62,11 @@ def caption(path):
 
 def code(command, restorer=None):
     """Hash of the sources one command runs ("stage verb"; with a restorer, also the module
-    implementing it): the rule reruns when that code changes, and for no other change."""
-    return command_hash(*command.split(), methods.kind_module(restorer) if restorer else None)
+    implementing it): the rule reruns when that code changes, and for no other change.
+    """
+    return command_hash(
+        *command.split(), methods.kind_module(restorer) if restorer else None
+    )
 
 
 # ---- input functions of the rules files -------------------------------------------------

@@ -46,7 +46,10 @@ class Restorer:
     def __init__(self, name: str, restorers_cfg: dict):
         self.name = name
         self.restorers_cfg = restorers_cfg
-        self.section = restorers_cfg.get(methods.section_of(name), {})
+        key = methods.section_of(name)
+        if key not in restorers_cfg:
+            raise UserError(f"params: restorer {name} needs the section 'restorers.{key}' in the preset (its settings)")
+        self.section = restorers_cfg[key]
         self.model = None
         self.device = torch.device("cpu")
 

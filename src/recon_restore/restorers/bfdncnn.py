@@ -64,7 +64,7 @@ class BFDnCNNRestorer(Network):
     """BF-DnCNN trained on the dataset's pairs (paper section 4), restoring in one pass; also
     the network of its adapted version (paper 001: ``Method.adapted_from``)."""
 
-    network_kind = "bfdncnn"
+    network_kind = "bf-dncnn"
 
     @staticmethod
     def build(config: dict) -> BFDnCNN:

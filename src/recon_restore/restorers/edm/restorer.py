@@ -14,7 +14,7 @@ from .precond import EDMPrecond
 
 
 class Diffusion(Network):
-    network_kind = "edm"
+    network_kind = "edm-ddpmpp"
     threads = 2
 
     @staticmethod

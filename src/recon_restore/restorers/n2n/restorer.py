@@ -14,7 +14,7 @@ from .network import N2NUNet
 
 
 class N2N(Network):
-    network_kind = "n2n"
+    network_kind = "n2n-unet"
 
     @property
     def variant(self) -> methods.Variant:
