@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CORES ?= all
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-run test mutation test-fast install clean-demo slurm-dry-run
+.PHONY: demo demo-run test mutation test-fast install clean-demo slurm-dry-run docs
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -41,3 +41,8 @@ slurm-dry-run: install
 
 clean-demo:
 	rm -rf results/demo .snakemake
+
+# The documentation site (docs/, MkDocs): its home page is the README with links made relative to docs/.
+docs: install
+	sed 's#(docs/#(#g' README.md > docs/index.md
+	$(VENV)/bin/mkdocs build --strict

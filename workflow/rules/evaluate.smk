@@ -48,7 +48,7 @@ rule evaluate_restore:
         ),
     shell:
         cli("evaluate restore")
-        + " --restorer {wildcards.restorer} --plain {input.plain} {params.checkpoint} --out {output} > {log} 2>&1"
+        + " --method {wildcards.restorer} --plain {input.plain} {params.checkpoint} --out {output} > {log} 2>&1"
 
 
 rule evaluate_restore_shard:
@@ -80,7 +80,7 @@ rule evaluate_restore_shard:
         ),
     shell:
         cli("evaluate restore")
-        + " --restorer {wildcards.restorer} --plain {input.plain} {params.checkpoint} --shard {wildcards.shard} --out {output} > {log} 2>&1"
+        + " --method {wildcards.restorer} --plain {input.plain} {params.checkpoint} --shard {wildcards.shard} --out {output} > {log} 2>&1"
 
 
 rule evaluate_merge:

@@ -13,7 +13,7 @@ from ..attack.target_file import load_target
 from ..cli_args import common, int_at_least
 from ..errors import UserError
 from ..io import atomic_path, open_h5, provenance, set_attrs
-from ..methods import NAMES, RESTORERS, TRAINED, adapted_from, missing
+from ..methods import NAMES, RESTORERS, missing, restorer_of
 from ..runtime import device as get_device
 from ..runtime import setup
 from ..seeding import derive_seed
@@ -32,7 +32,8 @@ def register(sub) -> None:
     p.set_defaults(func=collect_cmd)
     p = g.add_parser("restore", help="apply one restorer to every plain reconstruction")
     common(p, device=True)
-    p.add_argument("--restorer", required=True, choices=RESTORERS, metavar="RESTORER", help="a restorer of the methods list")
+    p.add_argument("--method", "--restorer", dest="restorer", required=True, type=_restorer_of,
+                   help="a method of the methods list, or its restorer (edm_single and edm restore with the same restorer)")
     p.add_argument("--plain", required=True)
     p.add_argument("--checkpoint", default=None, help="restorer checkpoint (the trained restorers of the methods list)")
     p.add_argument("--shard", type=int, default=None,
@@ -70,8 +71,8 @@ def register(sub) -> None:
     p.set_defaults(func=abort_study_cmd)
     p = g.add_parser("curve", help="learning curves: excess good count against dataset size, training steps and seed")
     common(p)
-    p.add_argument("--restorer", required=True, choices=[r for r in TRAINED if not adapted_from(r)], metavar="RESTORER",
-                   help="a restorer trained by `restorers train`")
+    p.add_argument("--method", "--restorer", dest="restorer", required=True, type=_restorer_of,
+                   help="a method (or its restorer) trained by `restorers train`")
     p.add_argument("--manifest", required=True, nargs="+", metavar="LABEL=PATH", help="dataset manifests, each with a label")
     p.add_argument("--steps", required=True, nargs="+", type=int_at_least(1), help="training steps")
     p.add_argument("--seeds", nargs="+", type=int_at_least(0), default=None, help="preset seeds (default: the preset's)")
@@ -80,6 +81,17 @@ def register(sub) -> None:
     p.add_argument("--galleries", required=True, help="null galleries (evaluate galleries --out)")
     p.add_argument("--out-dir", required=True, help="checkpoints, restorations, match files, params per setting, curve.csv")
     p.set_defaults(func=curve_cmd)
+
+
+def _restorer_of(name: str) -> str:
+    """``--method``: a method of the methods list (or a restorer's own name) -> its restorer."""
+    import argparse
+
+    r = name if name in RESTORERS else restorer_of(name)
+    if r is None:
+        raise argparse.ArgumentTypeError(f"{name!r} is not a restored method; expected a method or restorer of the methods list "
+                                         f"({', '.join(m for m in NAMES if m != 'plain')})")
+    return r
 
 
 def collect_cmd(args) -> None:

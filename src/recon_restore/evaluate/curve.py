@@ -87,7 +87,7 @@ def run_curve(params: str | Path, preset: str | None, restorer: str, manifests: 
     from .match_file import read_match
 
     if restorer not in CHOICES:
-        raise UserError(f"evaluate curve --restorer {restorer!r}: expected one of {', '.join(CHOICES)}")
+        raise UserError(f"evaluate curve --method {restorer!r}: expected one of {', '.join(CHOICES)}")
     doc = yaml.safe_load(Path(params).read_text())
     preset = preset or doc.get("preset")
     if preset not in doc.get("presets", {}):
@@ -119,7 +119,7 @@ def run_curve(params: str | Path, preset: str | None, restorer: str, manifests: 
                     if not ck.is_file():
                         _run("restorers", "train", "--params", pf, "--preset", preset, "--method", restorer,
                              "--manifest", manifest, "--out", ck, "--history", out / f"{tag}-history.csv", "--overwrite")
-                    _run("evaluate", "restore", "--params", pf, "--preset", preset, "--restorer", restorer, "--plain", plain,
+                    _run("evaluate", "restore", "--params", pf, "--preset", preset, "--method", restorer, "--plain", plain,
                          "--checkpoint", ck, "--out", restored, "--overwrite")
                     for m, mf in matches.items():
                         _run("evaluate", "match", "--params", pf, "--preset", preset, "--method", m, "--target", target,

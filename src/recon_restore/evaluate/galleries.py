@@ -1,4 +1,4 @@
-"""Null galleries: the chance level of every count (README: how reconstructions are counted).
+"""Null galleries: the chance level of every count (docs/results.md: how reconstructions are counted).
 
 A null gallery is a set of as many images as the evaluation network's training set, per
 class, from the same distribution, that neither the evaluation network nor any restorer

@@ -1,5 +1,5 @@
 """The match file of one method (``evaluate/match/<method>.h5``) and the counts read
-from it (paper section 5.1.1; README: metric definitions).
+from it (paper section 5.1.1; docs/metrics.md).
 
 Schema (N reconstructions, R successful runs, M training images, K null galleries)::
 

@@ -1,4 +1,4 @@
-"""Image similarity used throughout the pipeline (README: how reconstructions are counted).
+"""Image similarity used throughout the pipeline (docs/results.md: how reconstructions are counted).
 
 * ``ssim(x, y, variant)``: per-pair SSIM; ``haim`` (3x3 gaussian, reflect "same" padding,
   the variant the paper's 0.4 threshold refers to) or ``wang`` (11x11 valid, = piq.ssim).

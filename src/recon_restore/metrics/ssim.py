@@ -1,6 +1,6 @@
 """SSIM, per pair and all pairs (paper section 2 "identifying image pairs", section 5.1.1).
 
-Definitions (README, "metric definitions"):
+Definitions (docs/metrics.md):
 
 * ``haim``: Haim et al.'s kornia 0.6.8 SSIM: 3x3 gaussian window with sigma 1.5, reflect
   "same" padding, C1 = 0.01^2, C2 = 0.03^2, eps 1e-12 in the denominator, per channel,
