@@ -43,6 +43,9 @@ def register(sub) -> None:
     p.add_argument("--repeat", type=int_at_least(1), default=3)
     p.add_argument("--json", default=None)
     p.set_defaults(func=restorers_cmd)
+    p = g.add_parser("workflow", help="where a workflow run's time went: job-seconds per rule, from its Snakemake log")
+    p.add_argument("--log", required=True, help="a Snakemake log (.snakemake/log/*.snakemake.log)")
+    p.set_defaults(func=workflow_cmd)
 
 
 def machine(dev: torch.device) -> str:
@@ -136,3 +139,10 @@ def dataset_cmd(args) -> None:
         from ..io import write_json
 
         write_json(args.json, r, overwrite=True)
+
+
+def workflow_cmd(args) -> None:
+    from .workflow import rule_seconds, table
+
+    rules, wall = rule_seconds(args.log)
+    print(table(rules, wall))
