@@ -95,3 +95,17 @@ def test_a_job_over_its_profile_runtime_is_flagged(tmp_path, capsys):
     assert main(["plan", "--preset", "paper", "--profile", str(tmp_path / "p.yaml")]) == 2
     cap = capsys.readouterr()
     assert "OVER LIMIT: restorers_train edm" in cap.out and "exceed their profile runtime" in cap.err
+
+
+def test_the_plan_runs_with_every_optional_study_on(tmp_path, capsys):
+    """The dataset cost study, the robustness study and the adaptation all on: every one is a
+    job of the plan (before, the cost study's import shadowed a local list: a TypeError)."""
+    doc = yaml.safe_load((REPO / "params.yaml").read_text())
+    p = doc["presets"]["demo"]
+    p["dataset"]["cost_study"]["enabled"] = True
+    p["robustness"]["enabled"] = True
+    p["restorers"]["adapt"]["enabled"] = True
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert main(["plan", "--params", str(tmp_path / "params.yaml"), "--preset", "demo", "--json", str(tmp_path / "plan.json")]) == 0
+    rules = {j["rule"] for j in json.loads((tmp_path / "plan.json").read_text())["jobs"]}
+    assert {"dataset_cost", "robustness_run", "robustness_report", "restorers_adapt", "adapt_runs", "adapt_collect"} <= rules
