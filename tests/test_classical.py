@@ -87,3 +87,15 @@ def test_perona_malik_is_the_heat_step_for_large_kappa_and_keeps_edges_for_small
 def test_unknown_classical_restorer_is_named():
     with pytest.raises(ValueError, match="unknown classical restorer 'bm4d'"):
         restore_classical(torch.zeros(1, 3, 32, 32), "bm4d", {}, 0)
+
+
+def test_perona_malik_honours_channel_axis():
+    from recon_restore.restorers.classical import perona_malik
+
+    x = np.random.default_rng(0).random((16, 16, 3))
+    last = perona_malik(x, kappa=1.0, noise=0.05)
+    first = perona_malik(x.transpose(2, 0, 1), kappa=1.0, noise=0.05, channel_axis=0)
+    assert first.shape == (3, 16, 16) and np.allclose(first.transpose(1, 2, 0), last)
+    assert not np.allclose(last, x)  # it smooths
+    gray = perona_malik(x[..., 0], kappa=1.0, noise=0.05, channel_axis=None)
+    assert gray.shape == (16, 16)

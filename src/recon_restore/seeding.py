@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 
-import numpy as np
 import torch
 
 
@@ -16,10 +15,6 @@ def derive_seed(base: int, *identity: object) -> int:
     """A 63-bit seed from ``base`` and a tuple of identity parts (strings, ints)."""
     text = repr((int(base),) + tuple(str(p) for p in identity)).encode()
     return int.from_bytes(hashlib.sha256(text).digest()[:8], "little") & ((1 << 63) - 1)
-
-
-def numpy_rng(base: int, *identity: object) -> np.random.Generator:
-    return np.random.default_rng(derive_seed(base, *identity))
 
 
 def torch_generator(base: int, *identity: object, device: str | torch.device = "cpu") -> torch.Generator:

@@ -1,5 +1,5 @@
 """Classical denoisers as restorers, with blind parameters (the baselines of paper 003 in
-``../shared/papers``; TV is the paper's own classical baseline, section 5.1.1).
+``../shared/papers``; paper 000 itself compares against no classical denoiser).
 
 * ``tv``: total variation (Rudin, Osher and Fatemi 1992; Chambolle's algorithm, scikit-image).
 * ``heat``: the heat equation run for time t, i.e. Gaussian smoothing with sigma = sqrt(2 t).
@@ -46,9 +46,11 @@ def heat(img: np.ndarray, *, sigma: float, noise: float, channel_axis: int = -1)
 
 def perona_malik(img: np.ndarray, *, kappa: float, noise: float, iterations: int = 10, dt: float = 0.2,
                  channel_axis: int = -1) -> np.ndarray:
-    """kappa in units of the image's noise estimate; dt <= 0.25 keeps the scheme stable."""
+    """kappa in units of the image's noise estimate; dt <= 0.25 keeps the scheme stable.
+    ``channel_axis``: the colour axis (None: a single-channel image)."""
     k = kappa * max(noise, 1e-3)
-    u = np.asarray(img, dtype=np.float64).copy()
+    u = np.asarray(img, dtype=np.float64)
+    u = u[..., None] if channel_axis is None else np.moveaxis(u, channel_axis, -1).copy()
     for _ in range(iterations):
         p = np.pad(u, ((1, 1), (1, 1), (0, 0)), mode="edge")  # zero flux across the border
         c = p[1:-1, 1:-1]
@@ -57,7 +59,7 @@ def perona_malik(img: np.ndarray, *, kappa: float, noise: float, iterations: int
             # one conductance for all channels, from the colour-summed squared difference
             flux = flux + np.exp(-(d**2).sum(-1, keepdims=True) / k**2) * d
         u = u + dt * flux
-    return u
+    return u[..., 0] if channel_axis is None else np.moveaxis(u, -1, channel_axis)
 
 
 def nlmeans(img: np.ndarray, *, h: float, noise: float, patch_size: int = 3, patch_distance: int = 4,
