@@ -119,11 +119,16 @@ class Network(Restorer):
         return model, lambda: model(x)
 
     def flops(self, shape=None) -> dict[str, int]:
-        """Per image: ``train`` (forward and backward of one example) and ``forward``."""
+        """Per image: ``train`` (forward and backward of one example) and ``forward`` (counted
+        once per shape: the plan asks for training and restoration costs of the same network)."""
         from ..flops import count
         from .. import IMAGE_SHAPE
 
-        model, fwd = self._example(shape or IMAGE_SHAPE)
+        shape = tuple(shape or IMAGE_SHAPE)
+        cache = self.__dict__.setdefault("_flops", {})
+        if shape in cache:
+            return cache[shape]
+        model, fwd = self._example(shape)
 
         def step():
             model.zero_grad(set_to_none=True)
@@ -131,7 +136,8 @@ class Network(Restorer):
 
         with torch.no_grad():
             f = count(fwd)
-        return {"train": count(step), "forward": f}
+        cache[shape] = {"train": count(step), "forward": f}
+        return cache[shape]
 
     def restore_flops(self) -> float:
         return float(self.flops()["forward"])
