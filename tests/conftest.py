@@ -48,8 +48,17 @@ def save_then_die(save):
 
 
 @pytest.fixture(scope="session")
-def params_doc() -> dict:
+def raw_params_doc() -> dict:
+    """params.yaml as written: ``paper`` in full, the other presets as differences."""
     return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+@pytest.fixture(scope="session")
+def params_doc(raw_params_doc) -> dict:
+    """params.yaml with every preset in full (what the stages read), a valid params file itself."""
+    from recon_restore.config import resolve
+
+    return resolve(raw_params_doc)
 
 
 @pytest.fixture

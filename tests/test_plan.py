@@ -1,6 +1,7 @@
 """``recon-restore plan`` and the FLOP counts behind it: the counts agree with hand counts,
 the plan's jobs are the ones Snakemake plans, and the paper preset fits its profile."""
 
+import copy
 import json
 
 import pytest
@@ -97,10 +98,10 @@ def test_a_job_over_its_profile_runtime_is_flagged(tmp_path, capsys):
     assert "OVER LIMIT: restorers_train edm" in cap.out and "exceed their profile runtime" in cap.err
 
 
-def test_the_plan_runs_with_every_optional_study_on(tmp_path, capsys):
+def test_the_plan_runs_with_every_optional_study_on(tmp_path, capsys, params_doc):
     """The dataset cost study, the robustness study and the adaptation all on: every one is a
     job of the plan (before, the cost study's import shadowed a local list: a TypeError)."""
-    doc = yaml.safe_load((REPO / "params.yaml").read_text())
+    doc = copy.deepcopy(params_doc)
     p = doc["presets"]["demo"]
     p["dataset"]["cost_study"]["enabled"] = True
     p["robustness"]["enabled"] = True

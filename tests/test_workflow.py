@@ -98,7 +98,7 @@ def test_dvc_pipeline_mirrors_the_stages(tmp_path):
     assert p.returncode == 0, p.stderr
     edges = {tuple(s.strip().strip('"') for s in line.strip().rstrip(";").split("->")) for line in p.stdout.splitlines() if "->" in line}
     # the restorers read the shards, and the pool (the synthetic Noise2Noise variants)
-    assert edges == {("data", "dataset"), ("data", "evaluate"), ("dataset", "restorers"), ("data", "restorers"),
+    assert edges == {("params", s) for s in DVC_STAGE_RULES} | {("data", "dataset"), ("data", "evaluate"), ("dataset", "restorers"), ("data", "restorers"),
                      ("restorers", "evaluate"), ("evaluate", "report"),
                      ("data", "robustness"), ("dataset", "robustness"), ("restorers", "robustness"), ("evaluate", "robustness")}
     # the first stage's command is a Snakemake target of the preset selected in params.yaml
@@ -134,7 +134,7 @@ def test_dvc_deps_are_the_closure_of_each_stages_commands():
     from recon_restore.fingerprint import closure_dirs, command_closure
 
     dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
-    assert set(dvc["stages"]) == set(DVC_STAGE_RULES)
+    assert set(dvc["stages"]) == set(DVC_STAGE_RULES) | {"params"}
     rules = _rule_commands()
     for stage, files in DVC_STAGE_RULES.items():
         deps = sorted(d for d in dvc["stages"][stage]["deps"] if d.startswith("src/"))
@@ -198,3 +198,57 @@ def test_workflow_is_lint_clean_and_snakefmt_formatted():
     assert lint.returncode == 0 and "Congratulations" in lint.stdout + lint.stderr, lint.stdout + lint.stderr
     fmt = subprocess.run([str(BIN / "snakefmt"), "--check", "Snakefile", "workflow/"], cwd=REPO, env=ENV, capture_output=True, text=True)
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is needed for DVC")
+def test_dvc_sees_a_value_the_demo_inherits_from_paper(tmp_path):
+    """The demo states only its differences from ``paper``; DVC still tracks every value it
+    uses (params.resolved.yaml, the first stage's output): changing a paper value the demo
+    inherits makes the demo's stages that read it stale, and one the demo overrides does not."""
+    work = tmp_path / "repo"
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    for f in files + ["params.resolved.yaml"]:
+        (work / f).parent.mkdir(parents=True, exist_ok=True)
+        if (REPO / f).is_file() and not (REPO / f).is_symlink():
+            shutil.copy2(REPO / f, work / f)
+    subprocess.run(["git", "init", "-q"], cwd=work, check=True)
+    dvc_doc = yaml.safe_load((work / "dvc.yaml").read_text())
+    for stage in dvc_doc["stages"].values():   # stand-ins for the outputs, so that `dvc commit` records a lock
+        for kind in ("outs", "metrics", "plots"):
+            for o in stage.get(kind, []):
+                p = work / (next(iter(o)) if isinstance(o, dict) else o).replace("${preset}", "demo")
+                if p.exists():
+                    continue
+                if p.suffix:
+                    p.parent.mkdir(parents=True, exist_ok=True)
+                    p.write_text("{}" if p.suffix == ".json" else "rank,ssim\n0,1\n")
+                else:
+                    p.mkdir(parents=True)
+                    (p / "x").write_text("x")
+
+    def dvc(*args):
+        p = subprocess.run([str(BIN / "dvc"), *args], cwd=work, env=ENV, capture_output=True, text=True)
+        assert p.returncode == 0, p.stdout + p.stderr
+        return p.stdout
+
+    def stale():
+        import json
+
+        return {s for s, changes in json.loads(dvc("status", "--json")).items() if changes}
+
+    dvc("commit", "-f")
+    assert stale() == set()
+    raw = yaml.safe_load((work / "params.yaml").read_text())
+    assert "good_threshold" not in raw["presets"]["demo"]["evaluate"]
+    assert "epochs" in raw["presets"]["demo"]["attack"]["train"]
+    raw["presets"]["paper"]["evaluate"]["good_threshold"] = 0.45      # inherited by the demo
+    raw["presets"]["paper"]["attack"]["train"]["epochs"] = 123        # overridden by the demo
+    (work / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert stale() == {"params"}                                     # `dvc repro` runs it first
+    p = subprocess.run([str(BIN / "recon-restore"), "params", "resolve"], cwd=work, env=ENV, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert stale() == {"params", "evaluate", "report"}
+    raw["presets"]["paper"]["evaluate"]["good_threshold"] = 0.4
+    (work / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    subprocess.run([str(BIN / "recon-restore"), "params", "resolve"], cwd=work, env=ENV, check=True, capture_output=True)
+    assert stale() == {"params"}, "a paper value the demo overrides made a demo stage stale"

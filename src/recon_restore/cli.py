@@ -32,8 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     for mod in (data_cli, attack_cli, dataset_cli, restorers_cli, evaluate_cli, report_cli, robustness_cli, bench_cli, plan_cli):
         mod.register(sub)
     restorers_cli.register_restore(sub)
-    p = sub.add_parser("params", help="validate or show params.yaml")
-    p.add_argument("verb", choices=["validate", "show"])
+    p = sub.add_parser("params", help="validate params.yaml, show a preset in full, or write params.resolved.yaml")
+    p.add_argument("verb", choices=["validate", "show", "resolve"],
+                   help="resolve: write every preset in full (its base merged in) to <params>.resolved.yaml, the file DVC tracks")
+    p.add_argument("--check", action="store_true", help="resolve: write nothing; exit 1 if the resolved file is out of date")
     common(p)
     p.set_defaults(func=_params_cmd)
     return parser
@@ -42,12 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
 def _params_cmd(args) -> None:
     import json
 
-    from .config import load_params
+    from .config import load_doc, load_params, write_resolved
     from .methods import check_sections
 
     prm = load_params(args.params, args.preset)
     check_sections(prm.cfg["restorers"], prm.source, prm.preset)
-    if args.verb == "validate":
+    if args.verb == "resolve":
+        path, stale = write_resolved(load_doc(args.params), prm.source, check=args.check)  # the file's own preset
+        if args.check and stale:
+            raise UserError(f"{path}: out of date with {prm.source}; run `recon-restore params resolve`")
+        print(f"{path}: {'up to date' if not stale else 'written'}")
+    elif args.verb == "validate":
         print(f"{args.params}: valid; preset {prm.preset!r}")
     else:
         print(json.dumps(prm.cfg, indent=2))

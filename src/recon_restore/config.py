@@ -1,9 +1,13 @@
 """``params.yaml``: the single source of tunables, validated against one JSON schema.
 
-The file holds a ``preset`` switch and a ``presets`` mapping (``demo``, ``cifar-small``,
-``paper``, or a user's own). Every stage reads its section of the selected preset.
-Validation turns schema violations into one clear line naming the file, the key path
-and what was expected (with a "did you mean" for mistyped keys).
+The file holds a ``preset`` switch and a ``presets`` mapping (``paper``, ``cifar-small``,
+``demo``, or a user's own). A preset may name a ``base`` preset and state only its
+differences: mappings merge key by key, anything else (numbers, strings, lists) replaces
+the base's value. ``resolve`` writes every preset out in full; that resolved document is
+what the stages read, what validation checks and what DVC tracks (``params.resolved.yaml``,
+written by ``recon-restore params resolve``). Validation turns schema violations into one
+clear line naming the file, the key path and what was expected (with a "did you mean" for
+mistyped keys).
 """
 
 from __future__ import annotations
@@ -21,6 +25,11 @@ import yaml
 from .errors import UserError
 
 DEFAULT_PARAMS = "params.yaml"
+BASE_KEY = "base"
+RESOLVED_HEADER = (
+    "# Generated from params.yaml by `recon-restore params resolve` (also the first DVC stage):\n"
+    "# every preset written out in full, its `base` merged in. Do not edit; DVC tracks these values.\n"
+)
 
 
 @lru_cache(maxsize=1)
@@ -55,20 +64,102 @@ def _describe(error, source: str) -> str:
     return f"{source}: key '{where}': {error.message}"
 
 
+def merge(base: Any, delta: Any) -> Any:
+    """``delta`` over ``base``: mappings merge key by key; any other value replaces."""
+    if isinstance(base, dict) and isinstance(delta, dict):
+        out = copy.deepcopy(base)
+        for k, v in delta.items():
+            out[k] = merge(base[k], v) if k in base else copy.deepcopy(v)
+        return out
+    return copy.deepcopy(delta)
+
+
+def _chains(doc: dict, source: str) -> dict[str, list[str]]:
+    """Each preset's chain of bases, the preset itself last (one clear error for an unknown
+    base, a cycle or a malformed ``presets``)."""
+    presets = doc.get("presets")
+    if not isinstance(presets, dict) or not presets:
+        raise UserError(f"{source}: key 'presets': expected a mapping of preset names to presets")
+    chains = {}
+    for name in presets:
+        chain, node = [], name
+        while True:
+            if not isinstance(presets[node], dict):
+                raise UserError(f"{source}: key 'presets.{node}': expected a mapping, got {type(presets[node]).__name__}")
+            chain.insert(0, node)
+            base = presets[node].get(BASE_KEY)
+            if base is None:
+                break
+            if base not in presets:
+                hint = difflib.get_close_matches(str(base), list(presets), n=1)
+                raise UserError(f"{source}: key 'presets.{node}.{BASE_KEY}': {base!r} is not a preset"
+                                + (f" (did you mean '{hint[0]}'?)" if hint else "") + f"; defined: {', '.join(presets)}")
+            if base in chain:
+                raise UserError(f"{source}: key 'presets.{node}.{BASE_KEY}': {' -> '.join(chain[::-1] + [base])} is a cycle")
+            node = base
+        chains[name] = chain
+    return chains
+
+
+def resolve(doc: dict, source: str = DEFAULT_PARAMS) -> dict:
+    """The document with every preset written out in full (``base`` merged in and removed)."""
+    presets = doc["presets"]
+    out = {}
+    for name, chain in _chains(doc, source).items():
+        cfg: dict = {}
+        for node in chain:
+            cfg = merge(cfg, {k: v for k, v in presets[node].items() if k != BASE_KEY})
+        out[name] = cfg
+    return dict(doc, presets=out)
+
+
+def resolved_text(doc: dict, source: str = DEFAULT_PARAMS) -> str:
+    """``params.resolved.yaml``'s text: the validated document, every preset in full."""
+    validate_params(doc, source)
+    return RESOLVED_HEADER + yaml.safe_dump(resolve(doc, source), sort_keys=False, width=120, default_flow_style=None)
+
+
+def resolved_path(path: str | os.PathLike = DEFAULT_PARAMS) -> Path:
+    p = Path(path)
+    return p.with_name(p.stem + ".resolved" + p.suffix)
+
+
+def write_resolved(doc: dict, source: str = DEFAULT_PARAMS, check: bool = False) -> tuple[Path, bool]:
+    """Write ``<params>.resolved.yaml`` beside ``source`` if its text differs (atomically);
+    with ``check``, write nothing. Returns the path and whether it was out of date."""
+    path = resolved_path(source)
+    text = resolved_text(doc, source)
+    stale = not path.is_file() or path.read_text() != text
+    if stale and not check:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return path, stale
+
+
 def validate_params(doc: Any, source: str = DEFAULT_PARAMS) -> None:
-    """Raise UserError with one clear line if ``doc`` does not match the params schema."""
+    """Raise UserError with one clear line if ``doc`` does not match the params schema.
+
+    Each preset is checked as resolved, bases first, so that a mistake in ``paper`` is
+    reported at ``paper`` and not at a preset that inherits it."""
     import jsonschema
 
     if not isinstance(doc, dict):
         raise UserError(f"{source}: expected a YAML mapping at the top level, got {type(doc).__name__}")
+    chains = _chains(doc, source)
+    full = resolve(doc, source)
     validator = jsonschema.Draft202012Validator(schema())
-    errors = sorted(validator.iter_errors(doc), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
-    if errors:
-        # Prefer errors about keys (most common: typos) and the shallowest location.
-        first = next((e for e in errors if e.validator == "additionalProperties"), errors[0])
-        raise UserError(_describe(first, source))
-    for name, cfg in doc.get("presets", {}).items():
-        _check_cross_fields(cfg, f"presets.{name}", source)
+
+    def check(d: dict) -> None:
+        errors = sorted(validator.iter_errors(d), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+        if errors:
+            # Prefer errors about keys (most common: typos) and the shallowest location.
+            first = next((e for e in errors if e.validator == "additionalProperties"), errors[0])
+            raise UserError(_describe(first, source))
+
+    for name in sorted(full["presets"], key=lambda n: len(chains[n])):
+        check(dict(full, presets={name: full["presets"][name]}))
+        _check_cross_fields(full["presets"][name], f"presets.{name}", source)
     preset = doc.get("preset")
     if preset not in doc.get("presets", {}):
         raise UserError(
@@ -139,7 +230,7 @@ class Params:
         self.doc = doc
         self.source = source
         self.preset = doc["preset"]
-        self.cfg: dict[str, Any] = copy.deepcopy(doc["presets"][self.preset])
+        self.cfg: dict[str, Any] = resolve(doc, source)["presets"][self.preset]
 
     @property
     def seed(self) -> int:

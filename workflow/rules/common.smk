@@ -2,7 +2,7 @@
 import os
 import sys
 
-from recon_restore.config import Params, validate_params
+from recon_restore.config import Params, load_doc, validate_params, write_resolved
 from recon_restore.errors import UserError
 from recon_restore import methods
 from recon_restore.fingerprint import command_hash
@@ -18,6 +18,14 @@ try:
 except UserError as e:
     raise WorkflowError(f"recon-restore: {e}")
 PRM = Params(config, PARAMS_FILE)
+# DVC reads the presets in full from params.resolved.yaml (its first stage writes it)
+_resolved, _stale = write_resolved(load_doc(PARAMS_FILE), PARAMS_FILE, check=True)
+if _stale and os.path.exists(_resolved):
+    print(
+        f"recon-restore: {_resolved} is out of date with {PARAMS_FILE}; DVC reads the old values until "
+        f"`recon-restore params resolve` (or `dvc repro`, whose first stage runs it)",
+        file=sys.stderr,
+    )
 PLAN = Plan(PRM)
 OUT = PLAN.out
 CFG = PRM.cfg
