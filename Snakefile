@@ -28,3 +28,4 @@ rule all:
         PLAN.report_files(),
         PLAN.robustness_outputs() if CFG["robustness"]["enabled"] else [],
         PLAN.cost_study_outputs() if CFG["dataset"]["cost_study"]["enabled"] else [],
+        PLAN.curve_outputs() if CURVE["enabled"] else [],

@@ -44,11 +44,11 @@ def pipeline(tmp_path, tiny_doc):
     assert run("attack", "target", *P, "--heldout", o / "held.h5", "--out", o / "target.pt") == 0
     for b in (0, 1):
         assert run("attack", "runs", *P, "--target", o / "target.pt", "--batch", b, "--out", o / f"runs-{b}.h5") == 0
-    assert run("dataset", "plan", *P, "--pool", o / "pool.h5", "--wave", 0, "--out", o / "wave-0.json") == 0
+    assert run("dataset", "wave", *P, "--pool", o / "pool.h5", "--wave", 0, "--out", o / "wave-0.json") == 0
     for j in (0, 1):
-        assert run("dataset", "shard", *P, "--pool", o / "pool.h5", "--plan", o / "wave-0.json", "--job", j, "--out", o / f"shard-{j}.h5") == 0
-    assert run("dataset", "plan", *P, "--pool", o / "pool.h5", "--wave", 1, "--shards", o / "shard-0.h5", o / "shard-1.h5", "--out", o / "wave-1.json") == 0
-    assert run("dataset", "shard", *P, "--pool", o / "pool.h5", "--plan", o / "wave-1.json", "--job", 2, "--out", o / "shard-2.h5") == 0
+        assert run("dataset", "shard", *P, "--pool", o / "pool.h5", "--wave-file", o / "wave-0.json", "--job", j, "--out", o / f"shard-{j}.h5") == 0
+    assert run("dataset", "wave", *P, "--pool", o / "pool.h5", "--wave", 1, "--shards", o / "shard-0.h5", o / "shard-1.h5", "--out", o / "wave-1.json") == 0
+    assert run("dataset", "shard", *P, "--pool", o / "pool.h5", "--wave-file", o / "wave-1.json", "--job", 2, "--out", o / "shard-2.h5") == 0
     shards = [o / f"shard-{j}.h5" for j in range(3)]
     assert run("dataset", "manifest", *P, "--shards", *shards, "--out", o / "manifest.json") == 0
     assert run("dataset", "coverage", *P, "--pool", o / "pool.h5", "--manifest", o / "manifest.json", "--out-json", o / "coverage.json", "--out-csv", o / "coverage.csv") == 0
@@ -150,7 +150,7 @@ def test_pipeline_through_the_cli(pipeline):
     assert plan["phase"] == "least_seen" and len(plan["runs"]) == 2
 
 
-def test_killed_shard_job_resumes_to_the_same_shard(pipeline, tmp_path, tiny_params, monkeypatch):
+def test_killed_shard_job_resumes_to_the_same_shard(pipeline, tmp_path, tiny_doc, monkeypatch):
     from recon_restore.dataset import generate
 
     o = pipeline
@@ -164,19 +164,19 @@ def test_killed_shard_job_resumes_to_the_same_shard(pipeline, tmp_path, tiny_par
             raise KeyboardInterrupt  # killed while on its second batch of runs
         return orig_batch(*a, **k)
 
-    tiny = tiny_params.read_text().replace("runs_per_batch: 2", "runs_per_batch: 1", 1)
+    tiny_doc["presets"]["demo"]["dataset"]["runs_per_batch"] = 1
     p2 = tmp_path / "p2.yaml"
-    p2.write_text(tiny)
+    p2.write_text(yaml.safe_dump(tiny_doc, sort_keys=False))
     out = tmp_path / "resumed.h5"
     monkeypatch.setattr(generate, "run_batch", dying_batch)
     with pytest.raises(KeyboardInterrupt):
-        run("dataset", "shard", "--params", p2, "--pool", o / "pool.h5", "--plan", o / "wave-0.json", "--job", 0, "--out", out)
+        run("dataset", "shard", "--params", p2, "--pool", o / "pool.h5", "--wave-file", o / "wave-0.json", "--job", 0, "--out", out)
     assert not out.exists() and len(list((tmp_path / "resumed.h5.parts").glob("*.npz"))) == 1
     monkeypatch.setattr(generate, "run_batch", orig_batch)
-    assert run("dataset", "shard", "--params", p2, "--pool", o / "pool.h5", "--plan", o / "wave-0.json", "--job", 0, "--out", out) == 0
+    assert run("dataset", "shard", "--params", p2, "--pool", o / "pool.h5", "--wave-file", o / "wave-0.json", "--job", 0, "--out", out) == 0
     assert not (tmp_path / "resumed.h5.parts").exists()
     fresh = tmp_path / "fresh.h5"
-    assert run("dataset", "shard", "--params", p2, "--pool", o / "pool.h5", "--plan", o / "wave-0.json", "--job", 0, "--out", fresh) == 0
+    assert run("dataset", "shard", "--params", p2, "--pool", o / "pool.h5", "--wave-file", o / "wave-0.json", "--job", 0, "--out", fresh) == 0
     a, b = read_shard(out), read_shard(fresh)
     for k in a.pairs:
         assert np.array_equal(a.pairs[k], b.pairs[k]), k
@@ -365,39 +365,56 @@ def test_adaptation_through_the_cli(pipeline, tmp_path):
                "--galleries", o / "galleries.h5", "--restored", a / "r.h5", "--out", a / "m.h5") == 0
 
 
-def test_learning_curve_runs_the_workflow_commands_and_resumes(pipeline, tmp_path, tiny_doc, tiny_params):
-    """`evaluate curve`: the setting with the preset's own steps and seed reproduces the
-    pipeline's BF-DnCNN restorations and counts exactly; a shorter training differs; the plain
-    row is plain's count; a finished setting is not trained again; a bad manifest is one error."""
+def test_a_curve_setting_replaces_steps_and_seed_and_the_table_counts_it(pipeline, tmp_path, tiny_doc, tiny_params):
+    """The learning curves' commands (run by the evaluate_curve rules): `restorers train --steps
+    --seed` at the preset's own values reproduces the pipeline's BF-DnCNN exactly, another
+    length or seed does not; `evaluate curve` tabulates plain's and every setting's counts from
+    their match files; a malformed setting or a missing manifest is one error."""
     from recon_restore.evaluate.match_file import read_match
+    from recon_restore.restorers import checkpoint
 
     o, out = pipeline, tmp_path / "curve"
-    seed = tiny_doc["presets"]["demo"]["seed"]
-    args = ["evaluate", "curve", "--params", tiny_params, "--restorer", "bfdncnn", "--manifest", f"all={o / 'manifest.json'}",
-            "--steps", 6, 2, "--seeds", seed, "--plain", o / "plain.h5", "--target", o / "target.pt",
-            "--galleries", o / "galleries.h5", "--out-dir", out]
+    seed, steps = tiny_doc["presets"]["demo"]["seed"], tiny_doc["presets"]["demo"]["restorers"]["bfdncnn"]["train"]["steps"]
+    P = ["--params", tiny_params]
+
+    def train(n, s):
+        ck = out / f"{n}-s{s}.pt"
+        assert run("restorers", "train", *P, "--method", "bfdncnn", "--manifest", o / "manifest.json", "--steps", n, "--seed", s,
+                   "--out", ck) == 0
+        return checkpoint.load(ck)[1].state_dict()
+
+    same, want = train(steps, seed), checkpoint.load(o / "bfdncnn.pt")[1].state_dict()
+    assert all(torch.equal(same[k], want[k]) for k in want)
+    for n, s in ((2, seed), (steps, seed + 1)):
+        other = train(n, s)
+        assert not all(torch.equal(other[k], want[k]) for k in want), (n, s)
+    assert run("evaluate", "restore", *P, "--method", "bfdncnn", "--plain", o / "plain.h5", "--checkpoint", out / f"2-s{seed}.pt",
+               "--seed", seed, "--out", out / "r.h5") == 0
+    assert run("evaluate", "match", *P, "--method", "bfdncnn", "--target", o / "target.pt", "--plain", o / "plain.h5",
+               "--galleries", o / "galleries.h5", "--restored", out / "r.h5", "--out", out / "m.h5") == 0
+    short, full = f"all:2:{seed}:bfdncnn={out / 'm.h5'}", f"all:{steps}:{seed}:bfdncnn={o / 'match' / 'bfdncnn.h5'}"
+    args = ["evaluate", "curve", *P, "--plain-match", o / "match" / "plain.h5", "--manifest", f"all={o / 'manifest.json'}",
+            "--match", short, full, "--out-csv", out / "curve.csv", "--out-md", out / "curve.md"]
     assert run(*args) == 0
     rows = pd.read_csv(out / "curve.csv")
-    assert list(rows["method"]) == ["plain", "bfdncnn", "bfdncnn"] and list(rows["steps"]) == [0, 6, 2]
-    with h5py.File(out / f"restored-bfdncnn-all-6-s{seed}.h5") as a, h5py.File(o / "r-bfdncnn.h5") as b:
-        assert np.array_equal(a["bfdncnn"][()], b["bfdncnn"][()])
-    with h5py.File(out / f"restored-bfdncnn-all-2-s{seed}.h5") as a, h5py.File(o / "r-bfdncnn.h5") as b:
-        assert not np.array_equal(a["bfdncnn"][()], b["bfdncnn"][()])
-    for i, m in ((0, "plain"), (1, "bfdncnn")):
-        c = read_match(o / "match" / f"{m}.h5").counts(0.4, n_boot=0)
+    assert list(rows["method"]) == ["plain", "bfdncnn", "bfdncnn"] and list(rows["steps"]) == [0, 2, steps]
+    for i, f in ((0, o / "match" / "plain.h5"), (1, out / "m.h5"), (2, o / "match" / "bfdncnn.h5")):
+        c = read_match(f).counts(0.4, n_boot=0)
         assert rows["good"][i] == c["good"] and rows["null"][i] == pytest.approx(c["null_mean"], abs=0.01)
-    prm = load_params(out / f"params-bfdncnn-all-2-s{seed}.yaml")
-    assert prm.section("restorers", "bfdncnn")["train"]["steps"] == 2 and prm.seed == seed
     assert rows["pairs"][1] == json.loads((o / "manifest.json").read_text())["pairs"]
-    # resumption: the match files exist, so nothing is trained again (the checkpoints may go)
-    for ck in out.glob("*.pt"):
-        ck.unlink()
-    assert run(*args) == 0
-    assert not list(out.glob("*.pt")) and pd.read_csv(out / "curve.csv").equals(rows)
-    assert run(*args[:6], "all", *args[7:]) == 2
-    # the same out-dir with other params: one error, the earlier results kept
-    tiny_doc["presets"]["demo"]["restorers"]["bfdncnn"]["train"]["lr"] = 0.5
-    other = tmp_path / "other.yaml"
-    other.write_text(yaml.safe_dump(tiny_doc, sort_keys=False))
-    assert run(*args[:3], other, *args[4:]) == 2
-    assert pd.read_csv(out / "curve.csv").equals(rows)
+    assert "| all |" in (out / "curve.md").read_text()
+    assert run(*args) == 2                                             # written outputs are kept
+    bad = [*args[:-4], "--out-csv", out / "c2.csv", "--out-md", out / "c2.md"]
+    assert run(*[f"all:2:bfdncnn={out / 'm.h5'}" if a == short else a for a in bad]) == 2
+    assert run(*[f"other={o / 'manifest.json'}" if a == f"all={o / 'manifest.json'}" else a for a in bad]) == 2
+    assert not (out / "c2.csv").exists()
+
+
+def test_a_shorter_training_keeps_the_shape_of_its_schedule():
+    from recon_restore.restorers.recipes import with_steps
+
+    t = {"steps": 40000, "halve_after": 25000, "halve_every": 5000, "lr": 1e-3}
+    assert with_steps(t, 4000) == dict(t, steps=4000, halve_after=2500, halve_every=500)
+    assert with_steps({"steps": 100, "lr": 1.0}, 10) == {"steps": 10, "lr": 1.0}
+    assert with_steps(t, 1)["halve_every"] == 1
+

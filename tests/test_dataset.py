@@ -8,7 +8,7 @@ import torch
 from recon_restore.dataset import augment
 from recon_restore.dataset.manifest import build_manifest, load_manifest
 from recon_restore.dataset.match import accept, match_candidates
-from recon_restore.dataset.plan import counts_from_shards, make_plan
+from recon_restore.dataset.waves import counts_from_shards, make_wave
 from recon_restore.dataset.sampler import BalancedSampler
 from recon_restore.dataset.shards import ShardData, read_shard, verify_shard, write_shard
 from recon_restore.errors import UserError
@@ -160,13 +160,13 @@ def test_manifest_lists_checksums_and_detects_changes(tmp_path):
 # ---- plans -------------------------------------------------------------------------
 def test_plans_are_balanced_and_phase_two_uses_least_seen(tmp_path):
     labels = np.array([-1, 1] * 50, dtype=np.int8)
-    plan = make_plan(labels, [0, 1, 2], per_class=5, seed=1)
+    plan = make_wave(labels, [0, 1, 2], per_class=5, seed=1)
     for r in plan["runs"]:
         assert sorted(labels[r["indices"]].tolist()) == [-1] * 5 + [1] * 5
     counts = np.arange(100)[::-1].copy()  # image 99 is least seen
-    p2 = make_plan(labels, [3], per_class=5, seed=1, phase="least_seen", counts=counts, least_seen_n=20)
+    p2 = make_wave(labels, [3], per_class=5, seed=1, phase="least_seen", counts=counts, least_seen_n=20)
     assert min(p2["runs"][0]["indices"]) >= 80
-    again = make_plan(labels, [0, 1, 2], per_class=5, seed=1)
+    again = make_wave(labels, [0, 1, 2], per_class=5, seed=1)
     assert again == plan
 
 

@@ -84,3 +84,36 @@ def test_snakemake_report_holds_every_figure_and_table(demo_run):
     for name in ("fig1_grid", "fig2_sorted", "fig3_scatter", "fig4_hallucination", "fig5_halves", "hallucination_roc",
                  "coverage", "appendix_01", "summary.md", "per_image.csv"):
         assert name in html, name
+
+
+@pytest.mark.slow
+def test_learning_curves_run_as_workflow_rules(demo_run, tmp_path):
+    """`evaluate.curve` on a copy of the finished demo: Snakemake trains, restores and matches
+    each (dataset, steps, seed) setting as its own job, writes the table (plain's row equals
+    the demo's own count), and a second run finds nothing to do."""
+    import shutil
+
+    import yaml
+
+    from recon_restore.evaluate.match_file import read_match
+
+    work = tmp_path / "repo"
+    shutil.copytree(demo_run, work, symlinks=True, ignore=shutil.ignore_patterns(".snakemake"))
+    doc = yaml.safe_load((work / "params.yaml").read_text())
+    doc["presets"]["demo"]["evaluate"]["curve"].update(enabled=True, fractions=[0.5, 1.0], steps=[5, 20], seeds=[2024])
+    (work / "params.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    target = "results/demo/evaluate/curve/curve.csv"
+    sm = [str(BIN / "snakemake"), "--cores", "2", "--workflow-profile", "none"]
+    p = subprocess.run([*sm, target], cwd=work, env=ENV, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-4000:]
+    jobs = {line.split()[0]: int(line.split()[1]) for line in p.stderr.split("Job stats:")[1].splitlines()[3:]
+            if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert jobs == {
+        "evaluate_curve_manifest": 2, "evaluate_curve_train": 4, "evaluate_curve_restore": 4, "evaluate_curve_match": 4,
+        "evaluate_curve": 1}, jobs   # nothing of the finished demo reran
+    rows = pd.read_csv(work / target)
+    assert len(rows) == 5 and set(rows["steps"][1:]) == {5, 20} and rows["pairs"][1] < rows["pairs"][3]
+    plain = read_match(work / "results/demo/evaluate/match/plain.h5").counts(0.4, n_boot=0)
+    assert rows["good"][0] == plain["good"]
+    p = subprocess.run([*sm, target, "-n"], cwd=work, env=ENV, capture_output=True, text=True)
+    assert p.returncode == 0 and "Nothing to be done" in p.stdout + p.stderr

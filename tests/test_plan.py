@@ -64,7 +64,7 @@ def _dry_run_counts(preset: str, configfile=None) -> dict[str, int]:
     return counts
 
 
-def test_the_plans_jobs_are_the_jobs_snakemake_plans():
+def test_the_plans_jobs_are_the_jobs_snakemake_waves():
     cfg = load_params(REPO / "params.yaml", "paper").cfg
     planned: dict[str, int] = {}
     for j in jobs(cfg):

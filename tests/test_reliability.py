@@ -231,8 +231,8 @@ def test_restorer_training_state_of_other_settings_is_not_resumed(tmp_path, tiny
     P = ["--params", tiny_params]
     o = tmp_path
     assert run("data", "prepare", *P, "--pool", o / "pool.h5", "--heldout", o / "held.h5") == 0
-    assert run("dataset", "plan", *P, "--pool", o / "pool.h5", "--wave", 0, "--out", o / "w.json") == 0
-    assert run("dataset", "shard", *P, "--pool", o / "pool.h5", "--plan", o / "w.json", "--job", 0, "--out", o / "s.h5") == 0
+    assert run("dataset", "wave", *P, "--pool", o / "pool.h5", "--wave", 0, "--out", o / "w.json") == 0
+    assert run("dataset", "shard", *P, "--pool", o / "pool.h5", "--wave-file", o / "w.json", "--job", 0, "--out", o / "s.h5") == 0
     assert run("dataset", "manifest", *P, "--shards", o / "s.h5", "--out", o / "m.json") == 0
     orig = tr._save_state
     monkeypatch.setattr(tr, "_save_state", save_then_die(orig))
@@ -257,13 +257,13 @@ def test_shard_and_attack_parts_of_other_settings_are_discarded(tmp_path, tiny_p
     P = ["--params", tiny_params]
     o = tmp_path
     assert run("data", "prepare", *P, "--pool", o / "pool.h5", "--heldout", o / "held.h5") == 0
-    assert run("dataset", "plan", *P, "--pool", o / "pool.h5", "--wave", 0, "--out", o / "w.json") == 0
+    assert run("dataset", "wave", *P, "--pool", o / "pool.h5", "--wave", 0, "--out", o / "w.json") == 0
     assert run("attack", "target", *P, "--heldout", o / "held.h5", "--out", o / "t.pt") == 0
     tiny_doc["presets"]["demo"]["attack"]["reconstruct"]["alpha"] = 7.0
     tiny_doc["presets"]["demo"]["evaluate"]["reconstruct"]["lambda_lr"] = 3e-4
     p2 = o / "p2.yaml"
     p2.write_text(yaml.safe_dump(tiny_doc, sort_keys=False))
-    for out, cmd in ((o / "s.h5", ["dataset", "shard", "--pool", o / "pool.h5", "--plan", o / "w.json", "--job", 0]),
+    for out, cmd in ((o / "s.h5", ["dataset", "shard", "--pool", o / "pool.h5", "--wave-file", o / "w.json", "--job", 0]),
                      (o / "r.h5", ["attack", "runs", "--target", o / "t.pt", "--batch", 0])):
         parts = out.with_name(out.name + ".parts")
         parts.mkdir()

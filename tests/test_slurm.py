@@ -112,7 +112,7 @@ def test_outputs_equal_a_local_run(slurm_run, demo_run):
 def test_gpu_rules_were_submitted_with_a_gpu_request(slurm_run, cluster):
     jobs = [j for j in cluster.jobs() if rule_of(j)]
     rules = {rule_of(j) for j in jobs}
-    assert GPU_RULES <= rules and {"data_prepare", "dataset_plan", "dataset_manifest", "evaluate_match"} <= rules
+    assert GPU_RULES <= rules and {"data_prepare", "dataset_wave", "dataset_manifest", "evaluate_match"} <= rules
     for j in jobs:
         rule = rule_of(j)
         tres = j.get("TresPerJob", "") + j.get("TresPerNode", "")

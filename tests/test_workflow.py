@@ -26,7 +26,7 @@ def sm(*args, cwd=REPO, check=True):
 
 def test_demo_dry_run_plans_every_stage(tmp_path):
     out = sm("-n", "--forceall", "--cores", "2", "--workflow-profile", "none", "--quiet", "rules").stdout
-    for rule in ("data_prepare", "attack_target", "attack_runs", "dataset_plan", "dataset_shard", "dataset_manifest",
+    for rule in ("data_prepare", "attack_target", "attack_runs", "dataset_wave", "dataset_shard", "dataset_manifest",
                  "restorers_train", "evaluate_collect", "evaluate_restore", "evaluate_match", "report"):
         assert rule in out, rule
 
@@ -47,7 +47,7 @@ def test_slurm_profile_requests_gpus_for_gpu_rules_only():
 
 
 def test_paper_preset_plans_on_slurm_with_gpu_requests():
-    p = sm("-n", "--profile", "workflow/profiles/slurm", "--config", "preset=paper", "-p", "--", "results/paper/dataset/plans/wave-0.json",
+    p = sm("-n", "--profile", "workflow/profiles/slurm", "--config", "preset=paper", "-p", "--", "results/paper/dataset/waves/wave-0.json",
            "results/paper/attack/runs/batch-0.h5", "results/paper/restorers/edm.pt", "results/paper/evaluate/restored/edm.h5")
     out = p.stdout + p.stderr
     blocks = out.split("rule ")
@@ -59,7 +59,7 @@ def test_paper_preset_plans_on_slurm_with_gpu_requests():
             # the diffusion restorer trains as one job on 8 GPUs (train.gpus), every other GPU job asks for one
             gpus = 8 if name == "restorers_train" and "restorers/edm.pt" in b else 1
             assert f"gpu={gpus}," in b and "slurm_partition=gpu" in b, b[:600]
-        elif name in ("dataset_plan", "data_prepare"):
+        elif name in ("dataset_wave", "data_prepare"):
             assert "gpu=" not in b and "slurm_partition=cpu" in b
     assert {"attack_target", "attack_runs", "dataset_shard", "restorers_train", "evaluate_restore_shard"} <= seen
     # 100k + 50k runs in jobs of 100 -> 1,500 shard jobs; 1 uniform wave + 50 least-seen waves of 1,000 runs
@@ -68,7 +68,7 @@ def test_paper_preset_plans_on_slurm_with_gpu_requests():
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
-    assert counts.get("dataset_shard") == 1500 and counts.get("dataset_plan") == 51, counts
+    assert counts.get("dataset_shard") == 1500 and counts.get("dataset_wave") == 51, counts
     # the diffusion restorer's ~1.2M reconstructions in 152 restoration jobs of 2 runs, then one merge
     assert counts.get("evaluate_restore_shard") == 152 and counts.get("evaluate_merge") == 1, counts
 
@@ -162,7 +162,7 @@ def test_a_command_hash_covers_its_own_command_and_restorer_only(tmp_path):
         command_hash.cache_clear()
         command_closure.cache_clear()
         return {(c, r): command_hash(*c.split(), r and methods.kind_module(r), root=root) for c, r in
-                [("dataset shard", None), ("dataset plan", None), ("evaluate restore", "edm"), ("evaluate restore", "tv"),
+                [("dataset shard", None), ("dataset wave", None), ("evaluate restore", "edm"), ("evaluate restore", "tv"),
                  ("evaluate restore", "restormer_real"), ("evaluate match", None), ("restorers train", "bfdncnn")]}
 
     before = hashes()

@@ -31,10 +31,13 @@ def int_at_least(low: int):
     return parse
 
 
-def common(p: argparse.ArgumentParser, params: bool = True, device: bool = False) -> None:
+def common(p: argparse.ArgumentParser, params: bool = True, device: bool = False, seed: bool = False) -> None:
     if params:
         p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
         p.add_argument("--preset", default=None, help="preset to use (default: the file's 'preset' key)")
+    if seed:
+        p.add_argument("--seed", type=int_at_least(0), default=None,
+                       help="replaces the preset's seed (a learning curve's seeds; default: params 'seed')")
     if device:
         p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="default: params 'device'")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")

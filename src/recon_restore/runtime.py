@@ -26,6 +26,8 @@ def compile_enabled() -> bool:
 
 def setup(args) -> Params:
     prm = load_params(args.params, args.preset)
+    if getattr(args, "seed", None) is not None:
+        prm.cfg["seed"] = int(args.seed)  # --seed: the setting of a learning curve (evaluate.curve)
     threads = os.environ.get("RECON_RESTORE_THREADS") or os.environ.get("SNAKEMAKE_THREADS")
     if threads:
         torch.set_num_threads(max(1, int(threads)))

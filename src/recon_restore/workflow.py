@@ -1,7 +1,7 @@
 """What the Snakefile needs from params: the preset's output paths, job and wave numbering.
 
 Plumbing only (no experiment logic): the Snakefile asks this module how many dataset
-waves, jobs and evaluation batches the preset has, which earlier shards a wave's plan
+waves, jobs and evaluation batches the preset has, which earlier shards a wave file
 depends on, and which report files exist.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from .config import Params
-from .dataset.plan import layout
+from .dataset.waves import layout
 from . import methods
 
 
@@ -26,6 +26,19 @@ class Plan:
         self.n_waves = len(lay["waves"])
         ev = self.cfg["evaluate"]
         self.eval_batches = math.ceil(ev["runs"] / ev["runs_per_job"])
+        if ev["curve"]["enabled"]:
+            self._check_curve(ev["curve"]["method"])
+
+    def _check_curve(self, method: str) -> None:
+        from .errors import UserError
+
+        where = f"{self.prm.source}: key 'presets.{self.prm.preset}.evaluate.curve.method'"
+        trained = [r for r in methods.trained(self.cfg["restorers"]) if not methods.adapted_from(r)]
+        if method not in trained:
+            raise UserError(f"{where}: {method!r} is not a restorer this preset trains; expected one of {', '.join(trained)}")
+        if self.train_input(method) != "manifest":
+            raise UserError(f"{where}: {method} trains on the pool images, not on the dataset; a learning curve "
+                            f"over datasets needs one of {', '.join(r for r in trained if self.train_input(r) == 'manifest')}")
 
     def shard(self, job: int) -> str:
         return f"{self.out}/dataset/shards/shard-{job}.h5"
@@ -54,9 +67,12 @@ class Plan:
         """``pool`` or ``manifest``: what training ``method`` reads."""
         return self.restorer(method).train_input()
 
-    def threads(self, restorer: str) -> int:
-        """CPU threads of one restoration job of ``restorer``."""
-        return methods.restorer_class(restorer).threads
+    def threads(self, restorer: str | None = None) -> int:
+        """CPU threads of one network job (``cpu_threads``); of a restoration job of ``restorer``,
+        1 where its class computes on one thread anyway (the classical denoisers)."""
+        if restorer is not None and methods.restorer_class(restorer).threads == 1:
+            return 1
+        return int(self.cfg["cpu_threads"])
 
     def train_gpus(self, method: str) -> int:
         """GPUs (data-parallel processes) the training job of ``method`` asks for (``train.gpus``)."""
@@ -87,6 +103,30 @@ class Plan:
             "figures": [f"{r}/figures/{f}.png" for f in self.FIGURES],
             "appendix": [f"{r}/figures/appendix_{p + 1:02d}.png" for p in range(pages)],
         }
+
+    # ---- learning curves (evaluate.curve) ---------------------------------------------------
+
+    def curve_datasets(self) -> dict[str, float]:
+        """The learning curves' datasets: label (the fraction, as written) -> fraction of the shards."""
+        return {f"{f:g}": f for f in self.cfg["evaluate"]["curve"]["fractions"]}
+
+    def curve_shards(self, data: str) -> list[str]:
+        """The shards of the curve's dataset ``data`` (a fraction of the preset's)."""
+        from .evaluate.curve import subset
+
+        return subset(self.shards(), self.curve_datasets()[data])
+
+    def curve_dir(self, data: str, steps, seed) -> str:
+        return f"{self.out}/evaluate/curve/{data}/{steps}-s{seed}"
+
+    def curve_matches(self) -> dict[str, str]:
+        """``LABEL:STEPS:SEED:METHOD`` -> the match file of that setting (``evaluate curve --match``)."""
+        c = self.cfg["evaluate"]["curve"]
+        return {f"{d}:{n}:{s}:{m}": f"{self.curve_dir(d, n, s)}/match/{m}.h5"
+                for d in self.curve_datasets() for n in c["steps"] for s in c["seeds"] for m in methods.methods_of(c["method"])}
+
+    def curve_outputs(self) -> list[str]:
+        return [f"{self.out}/evaluate/curve/curve.csv", f"{self.out}/evaluate/curve/curve.md"]
 
     def cost_study_outputs(self) -> list[str]:
         """The dataset cost study's table, JSON and figure (``dataset.cost_study``)."""

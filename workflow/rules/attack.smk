@@ -40,7 +40,7 @@ rule attack_runs:
         runtime=720,
         mem_mb=16000,
     params:
-        cfg=section("evaluate"),
+        cfg=section("evaluate", skip=["curve"]),
         code=code("attack runs"),
         compile=section("compile"),
     shell:

@@ -38,6 +38,9 @@ TRAINED_HERE = [r for r in TRAINED if not methods.adapted_from(r)]  # by restore
 RESTORE_THREADS = {r: PLAN.threads(r) for r in RESTORERS}
 # restorers restored in shards (evaluate.restore_shard_runs), then merged
 SHARDED = [r for r in RESTORERS if PLAN.restore_shards(r) > 1]
+# the learning curves' restorer and its methods (evaluate.curve)
+CURVE = CFG["evaluate"]["curve"]
+CURVE_METHODS = methods.methods_of(CURVE["method"])
 UNSHARDED = [r for r in RESTORERS if r not in SHARDED]
 
 
@@ -54,12 +57,13 @@ def cli(command):
     )
 
 
-def section(*keys):
-    """A params section, declared as rule params so that Snakemake reruns on changes."""
+def section(*keys, skip=()):
+    """A params section, declared as rule params so that Snakemake reruns on changes
+    (``skip``: subsections the rule does not read, e.g. a study's switches)."""
     node = CFG
     for k in keys:
         node = node[k]
-    return repr(node)
+    return repr({k: v for k, v in node.items() if k not in skip} if skip else node)
 
 
 def caption(path):

@@ -1,15 +1,15 @@
-# dataset stage (paper 2-3): per-wave run plans, one shard per job (train + reconstruct +
+# dataset stage (paper 2-3): wave files (which pool images each run trains on), one shard per job (train + reconstruct +
 # match; a GPU rule), and the manifest.
 
 
-rule dataset_plan:
+rule dataset_wave:
     input:
         pool=f"{OUT}/data/pool.h5",
         shards=lambda w: PLAN.shards_before_wave(int(w.wave)),
     output:
-        f"{OUT}/dataset/plans/wave-{{wave}}.json",
+        f"{OUT}/dataset/waves/wave-{{wave}}.json",
     log:
-        f"{OUT}/logs/dataset_plan/wave-{{wave}}.log",
+        f"{OUT}/logs/dataset_wave/wave-{{wave}}.log",
     wildcard_constraints:
         wave=r"\d+",
     conda:
@@ -19,18 +19,18 @@ rule dataset_plan:
         runtime=30,
         mem_mb=4000,
     params:
-        cfg=section("dataset"),
+        cfg=section("dataset", skip=["cost_study"]),
         per_class=section("attack", "train", "images_per_class"),
-        code=code("dataset plan"),
+        code=code("dataset wave"),
     shell:
-        cli("dataset plan")
+        cli("dataset wave")
         + " --pool {input.pool} --wave {wildcards.wave} --shards {input.shards} --out {output} > {log} 2>&1"
 
 
 rule dataset_shard:
     input:
         pool=f"{OUT}/data/pool.h5",
-        plan=lambda w: f"{OUT}/dataset/plans/wave-{PLAN.wave_of_job(int(w.job))}.json",
+        wave=lambda w: f"{OUT}/dataset/waves/wave-{PLAN.wave_of_job(int(w.job))}.json",
     output:
         f"{OUT}/dataset/shards/shard-{{job}}.h5",
     log:
@@ -39,18 +39,18 @@ rule dataset_shard:
         job=r"\d+",
     conda:
         CONDA_ENV
-    threads: 2
+    threads: PLAN.threads()
     resources:
         runtime=720,
         mem_mb=16000,
     params:
         attack=section("attack"),
-        dataset=section("dataset"),
+        dataset=section("dataset", skip=["cost_study"]),
         code=code("dataset shard"),
         compile=section("compile"),
     shell:
         cli("dataset shard")
-        + " --pool {input.pool} --plan {input.plan} --job {wildcards.job} --out {output} > {log} 2>&1"
+        + " --pool {input.pool} --wave-file {input.wave} --job {wildcards.job} --out {output} > {log} 2>&1"
 
 
 rule dataset_manifest:
@@ -104,7 +104,7 @@ rule dataset_cost:
         f"{OUT}/logs/dataset_cost.log",
     conda:
         CONDA_ENV
-    threads: 2
+    threads: PLAN.threads()
     resources:
         runtime=720,
         mem_mb=16000,

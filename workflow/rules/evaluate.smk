@@ -161,5 +161,143 @@ rule evaluate_match:
 rule evaluate_all:
     input:
         expand(f"{OUT}/evaluate/match/{{m}}.h5", m=METHOD_NAMES),
+        PLAN.curve_outputs() if CURVE["enabled"] else [],
     # every method of the methods list, matched (dvc.yaml's `evaluate` stage)
     localrule: True
+
+
+# ---- learning curves (evaluate.curve): the restorer trained on part of the dataset, for
+# several lengths and seeds, restored and matched like the main methods; one job each
+
+
+rule evaluate_curve_manifest:
+    input:
+        lambda w: PLAN.curve_shards(w.data),
+    output:
+        f"{OUT}/evaluate/curve/{{data}}/manifest.json",
+    log:
+        f"{OUT}/logs/evaluate_curve/{{data}}-manifest.log",
+    wildcard_constraints:
+        data=one_of(list(PLAN.curve_datasets())),
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        runtime=30,
+        mem_mb=4000,
+    params:
+        code=code("dataset manifest"),
+    shell:
+        cli("dataset manifest") + " --shards {input} --out {output} > {log} 2>&1"
+
+
+rule evaluate_curve_train:
+    input:
+        manifest=f"{OUT}/evaluate/curve/{{data}}/manifest.json",
+    output:
+        checkpoint=f"{OUT}/evaluate/curve/{{data}}/{{steps}}-s{{seed}}/{{restorer}}.pt",
+        history=f"{OUT}/evaluate/curve/{{data}}/{{steps}}-s{{seed}}/{{restorer}}-history.csv",
+    log:
+        f"{OUT}/logs/evaluate_curve/{{data}}-{{steps}}-s{{seed}}-{{restorer}}-train.log",
+    wildcard_constraints:
+        data=one_of(list(PLAN.curve_datasets())),
+        restorer=one_of([CURVE["method"]]),
+        steps=r"\d+",
+        seed=r"\d+",
+    conda:
+        CONDA_ENV
+    threads: PLAN.threads()
+    resources:
+        runtime=2880,
+        mem_mb=16000,
+        gpu=lambda w: PLAN.train_gpus(w.restorer),
+    params:
+        cfg=lambda w: repr(PLAN.train_params(w.restorer)),
+        code=lambda w: code("restorers train", w.restorer),
+    shell:
+        cli("restorers train")
+        + " --method {wildcards.restorer} --manifest {input.manifest} --steps {wildcards.steps} --seed {wildcards.seed}"
+        + " --out {output.checkpoint} --history {output.history} > {log} 2>&1"
+
+
+rule evaluate_curve_restore:
+    input:
+        plain=f"{OUT}/evaluate/plain.h5",
+        checkpoint=f"{OUT}/evaluate/curve/{{data}}/{{steps}}-s{{seed}}/{{restorer}}.pt",
+    output:
+        f"{OUT}/evaluate/curve/{{data}}/{{steps}}-s{{seed}}/restored/{{restorer}}.h5",
+    log:
+        f"{OUT}/logs/evaluate_curve/{{data}}-{{steps}}-s{{seed}}-{{restorer}}-restore.log",
+    wildcard_constraints:
+        restorer=one_of([CURVE["method"]]),
+    conda:
+        CONDA_ENV
+    threads: lambda w: RESTORE_THREADS.get(w.restorer, 1)
+    resources:
+        runtime=720,
+        mem_mb=16000,
+    params:
+        code=lambda w: code("evaluate restore", w.restorer),
+    shell:
+        cli("evaluate restore")
+        + " --method {wildcards.restorer} --plain {input.plain} --checkpoint {input.checkpoint} --seed {wildcards.seed}"
+        + " --out {output} > {log} 2>&1"
+
+
+rule evaluate_curve_match:
+    input:
+        target=f"{OUT}/attack/target.pt",
+        plain=f"{OUT}/evaluate/plain.h5",
+        galleries=f"{OUT}/evaluate/null_galleries.h5",
+        restored=lambda w: f"{PLAN.curve_dir(w.data, w.steps, w.seed)}/restored/{PLAN.restorer_of(w.method)}.h5",
+    output:
+        f"{OUT}/evaluate/curve/{{data}}/{{steps}}-s{{seed}}/match/{{method}}.h5",
+    log:
+        f"{OUT}/logs/evaluate_curve/{{data}}-{{steps}}-s{{seed}}-{{method}}-match.log",
+    wildcard_constraints:
+        method=one_of(CURVE_METHODS),
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        runtime=240,
+        mem_mb=16000,
+    params:
+        cfg=section("evaluate", "best_match"),
+        code=code("evaluate match"),
+    shell:
+        cli("evaluate match")
+        + " --method {wildcards.method} --target {input.target} --plain {input.plain} --galleries {input.galleries}"
+        + " --restored {input.restored} --out {output} > {log} 2>&1"
+
+
+rule evaluate_curve:
+    input:
+        plain=f"{OUT}/evaluate/match/plain.h5",
+        manifests=expand(
+            f"{OUT}/evaluate/curve/{{d}}/manifest.json", d=list(PLAN.curve_datasets())
+        ),
+        matches=list(PLAN.curve_matches().values()),
+    output:
+        csv=PLAN.curve_outputs()[0],
+        md=PLAN.curve_outputs()[1],
+    log:
+        f"{OUT}/logs/evaluate_curve/curve.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        runtime=30,
+        mem_mb=4000,
+    params:
+        cfg=section("evaluate", "good_threshold"),
+        code=code("evaluate curve"),
+        manifests=" ".join(
+            f"{d}={OUT}/evaluate/curve/{d}/manifest.json"
+            for d in PLAN.curve_datasets()
+        ),
+        matches=" ".join(f"{k}={v}" for k, v in PLAN.curve_matches().items()),
+    shell:
+        cli("evaluate curve")
+        + " --plain-match {input.plain} --manifest {params.manifests} --match {params.matches}"
+        + " --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"

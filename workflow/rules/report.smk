@@ -37,7 +37,7 @@ rule report:
         mem_mb=8000,
     params:
         cfg=section("report"),
-        evaluate=section("evaluate"),
+        evaluate=section("evaluate", skip=["curve"]),
         code=code("report build"),
         out=lambda w, output: os.path.dirname(output.metrics),
     shell:

@@ -15,7 +15,7 @@ rule restorers_train:
     priority: 10
     conda:
         CONDA_ENV
-    threads: 2
+    threads: PLAN.threads()
     resources:
         runtime=2880,
         mem_mb=16000,

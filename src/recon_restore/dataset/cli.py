@@ -1,4 +1,4 @@
-"""``recon-restore dataset plan|shard|manifest|verify`` (paper sections 2 and 3)."""
+"""``recon-restore dataset wave|shard|manifest|verify`` (paper sections 2 and 3)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..cli_args import common, int_at_least
 from ..fingerprint import fingerprint
-from .plan import layout
+from .waves import layout
 from ..data.store import read_image_set
 from ..errors import UserError
 from ..io import check_writable, file_sha256, provenance, read_json, write_json
@@ -18,18 +18,18 @@ log = logging.getLogger(__name__)
 
 
 def register(sub) -> None:
-    g = sub.add_parser("dataset", help="dataset stage: plans, shards, manifest").add_subparsers(dest="verb", required=True)
-    p = g.add_parser("plan", help="which pool images every run of a wave trains on")
+    g = sub.add_parser("dataset", help="dataset stage: waves, shards, manifest").add_subparsers(dest="verb", required=True)
+    p = g.add_parser("wave", help="which pool images every run of a wave trains on (the wave file)")
     common(p)
     p.add_argument("--pool", required=True)
     p.add_argument("--wave", type=int_at_least(0), required=True)
     p.add_argument("--shards", nargs="*", default=[], help="shards of all earlier waves (phase 2 counts)")
     p.add_argument("--out", required=True)
-    p.set_defaults(func=plan_cmd)
+    p.set_defaults(func=wave_cmd)
     p = g.add_parser("shard", help="one job: train targets, reconstruct, match, write a shard")
     common(p, device=True)
     p.add_argument("--pool", required=True)
-    p.add_argument("--plan", required=True, help="the wave's plan (dataset plan --out)")
+    p.add_argument("--wave-file", required=True, help="the wave file of the job's wave (dataset wave --out)")
     p.add_argument("--job", type=int_at_least(0), required=True, help="global job index")
     p.add_argument("--out", required=True)
     p.set_defaults(func=shard_cmd)
@@ -56,8 +56,8 @@ def register(sub) -> None:
     p.set_defaults(func=verify_cmd)
 
 
-def plan_cmd(args) -> None:
-    from .plan import counts_from_shards, make_plan
+def wave_cmd(args) -> None:
+    from .waves import counts_from_shards, make_wave
 
     prm = setup(args)
     cfg = prm.cfg
@@ -67,7 +67,7 @@ def plan_cmd(args) -> None:
     phase, runs = lay["waves"][args.wave]
     pool = read_image_set(args.pool)
     counts = counts_from_shards(args.shards, len(pool)) if phase == "least_seen" else None
-    plan = make_plan(pool.labels, runs, cfg["attack"]["train"]["images_per_class"], prm.seed, phase, counts,
+    plan = make_wave(pool.labels, runs, cfg["attack"]["train"]["images_per_class"], prm.seed, phase, counts,
                      cfg["dataset"]["least_seen"])
     plan["wave"] = args.wave
     plan["provenance"] = provenance(cfg, prm.seed, preset=prm.preset)
@@ -85,11 +85,11 @@ def shard_cmd(args) -> None:
     if not 0 <= args.job < len(lay["jobs"]):
         raise UserError(f"--job {args.job}: the preset has {len(lay['jobs'])} dataset jobs")
     job = lay["jobs"][args.job]
-    plan = read_json(args.plan)
+    plan = read_json(args.wave_file)
     by_run = {r["run"]: r for r in plan.get("runs", [])}
     missing = [r for r in job["runs"] if r not in by_run]
     if missing:
-        raise UserError(f"{args.plan}: plan lacks runs {missing[:5]} of job {args.job} (wrong wave?)")
+        raise UserError(f"{args.wave_file}: plan lacks runs {missing[:5]} of job {args.job} (wrong wave?)")
     out = check_writable(args.out, args.overwrite)
     pool = read_image_set(args.pool)
     parts = out.with_name(out.name + ".parts")

@@ -40,7 +40,7 @@ from ..attack import flops
 from ..data.store import ImageSet
 from ..seeding import derive_seed
 from .generate import pairs_of, reconstruct_batch
-from .plan import sample_run
+from .waves import sample_run
 
 log = logging.getLogger(__name__)
 

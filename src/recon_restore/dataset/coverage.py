@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .plan import counts_from_shards
+from .waves import counts_from_shards
 
 BIN_EDGES = [0, 1, 2, 3, 5, 10, 20, 50, 100, 200, 500, 1000, 10**12]
 

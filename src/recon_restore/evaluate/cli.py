@@ -12,7 +12,7 @@ import torch
 from ..attack.target_file import load_target
 from ..cli_args import common, int_at_least
 from ..errors import UserError
-from ..io import atomic_path, open_h5, provenance, set_attrs
+from ..io import atomic_path, check_writable, open_h5, provenance, set_attrs
 from ..methods import NAMES, RESTORERS, missing, restorer_of
 from ..runtime import device as get_device
 from ..runtime import setup
@@ -31,7 +31,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True)
     p.set_defaults(func=collect_cmd)
     p = g.add_parser("restore", help="apply one restorer to every plain reconstruction")
-    common(p, device=True)
+    common(p, device=True, seed=True)
     p.add_argument("--method", "--restorer", dest="restorer", required=True, type=_restorer_of,
                    help="a method of the methods list, or its restorer (edm_single and edm restore with the same restorer)")
     p.add_argument("--plain", required=True)
@@ -69,17 +69,14 @@ def register(sub) -> None:
     p.add_argument("--out-csv", required=True, help="per-run table")
     p.add_argument("--out-json", required=True, help="AUROC, threshold table, chosen threshold")
     p.set_defaults(func=abort_study_cmd)
-    p = g.add_parser("curve", help="learning curves: excess good count against dataset size, training steps and seed")
+    p = g.add_parser("curve", help="learning curves: the table of excess good counts against dataset size, training steps "
+                                   "and seed (the workflow's evaluate_curve rules make the match files)")
     common(p)
-    p.add_argument("--method", "--restorer", dest="restorer", required=True, type=_restorer_of,
-                   help="a method (or its restorer) trained by `restorers train`")
-    p.add_argument("--manifest", required=True, nargs="+", metavar="LABEL=PATH", help="dataset manifests, each with a label")
-    p.add_argument("--steps", required=True, nargs="+", type=int_at_least(1), help="training steps")
-    p.add_argument("--seeds", nargs="+", type=int_at_least(0), default=None, help="preset seeds (default: the preset's)")
-    p.add_argument("--plain", required=True, help="plain reconstructions (evaluate collect --out)")
-    p.add_argument("--target", required=True, help="the evaluated network (attack target --out)")
-    p.add_argument("--galleries", required=True, help="null galleries (evaluate galleries --out)")
-    p.add_argument("--out-dir", required=True, help="checkpoints, restorations, match files, params per setting, curve.csv")
+    p.add_argument("--plain-match", required=True, help="the plain reconstructions' match file (the bar to beat)")
+    p.add_argument("--manifest", required=True, nargs="+", metavar="LABEL=PATH", help="the dataset manifest of each data label")
+    p.add_argument("--match", required=True, nargs="+", metavar="LABEL:STEPS:SEED:METHOD=PATH", help="one match file per setting")
+    p.add_argument("--out-csv", required=True)
+    p.add_argument("--out-md", required=True, help="the table (mean and range over seeds)")
     p.set_defaults(func=curve_cmd)
 
 
@@ -265,7 +262,7 @@ def abort_study_cmd(args) -> None:
 def curve_cmd(args) -> None:
     from pathlib import Path
 
-    from .curve import run_curve, table
+    from .curve import Setting, collect, table, write_rows
 
     prm = setup(args)
     manifests = {}
@@ -276,6 +273,10 @@ def curve_cmd(args) -> None:
         if not Path(path).is_file():
             raise UserError(f"{path}: dataset manifest does not exist")
         manifests[label] = path
-    rows = run_curve(args.params, prm.preset, args.restorer, manifests, args.steps, args.seeds or [prm.seed], args.plain,
-                     args.target, args.galleries, args.out_dir)
+    check_writable(args.out_csv, args.overwrite)
+    check_writable(args.out_md, args.overwrite)
+    rows = collect(args.plain_match, manifests, [Setting.parse(t) for t in args.match], prm.section("evaluate")["good_threshold"])
+    write_rows(args.out_csv, rows, args.overwrite)
+    with atomic_path(args.out_md, overwrite=args.overwrite) as tmp:
+        tmp.write_text(table(rows) + "\n")
     print(table(rows))

@@ -1,39 +1,28 @@
-"""Learning curves of a restorer's excess good count (issue: restorers that learn within the
-demo's budget; paper section 5.1.1's count, set against the null control).
+"""Learning curves of a restorer's excess good count (paper section 5.1.1's count, set
+against the null control): how much data and training a learned restorer needs.
 
-For every (dataset manifest, training steps, seed) the study runs the commands the workflow
-runs: ``restorers train`` on that manifest with ``train.steps`` (and BF-DnCNN's halving
-schedule scaled with it: halve after 80%, then every 10%), ``evaluate restore`` of the plain
-reconstructions and ``evaluate match`` against the target and the null galleries. Each
-setting's params file is written next to its outputs, so every row is traceable; a setting
-whose match files exist is not run again (a killed study resumes); one whose params file
-differs from the new one is an error, never silently reused or overwritten.
-
+The workflow runs the study (``evaluate.curve``; rules ``evaluate_curve_*`` in
+``workflow/rules/evaluate.smk``): for every (dataset, steps, seed) it trains the restorer
+with ``restorers train --steps --seed`` on a manifest of part of the preset's shards
+(``subset``), restores the plain reconstructions and matches them, each one job with
+tracked outputs. This module picks the shards and turns the match files into the table.
 The plain reconstructions' own counts are the first row (the bar to beat). Rows: data
 label, pairs, distinct pool images with a pair, steps, seed, method, good, null mean, excess.
 """
 
 from __future__ import annotations
 
-import copy
 import csv
 import logging
-import subprocess
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from ..errors import UserError
 from ..io import atomic_path, open_h5, read_json
-from .. import methods
-from ..methods import section_of
 
 log = logging.getLogger(__name__)
-
-CHOICES = [r for r in methods.TRAINED if not methods.adapted_from(r)]  # restorers trained by `restorers train`
 
 
 @dataclass
@@ -49,6 +38,13 @@ class Row:
     excess: float
 
 
+def subset(shards: list, fraction: float) -> list:
+    """``round(fraction x n)`` of the dataset's ``n`` shards (at least one), spread evenly over
+    the list, so that both phases of the dataset (paper section 2) keep their proportion."""
+    k = max(1, min(len(shards), round(fraction * len(shards))))
+    return [shards[i] for i in np.linspace(0, len(shards) - 1, k).round().astype(int)]
+
+
 def dataset_size(manifest: str | Path) -> tuple[int, int]:
     """Pairs and distinct pool images (``targets/source_index``) with at least one pair."""
     doc = read_json(manifest)
@@ -62,80 +58,49 @@ def dataset_size(manifest: str | Path) -> tuple[int, int]:
     return int(doc["pairs"]), len(seen)
 
 
-def setting_params(doc: dict, preset: str, restorer: str, steps: int, seed: int) -> dict:
-    """The params document with the restorer's training length and the preset's seed replaced."""
-    d = copy.deepcopy(doc)
-    p = d["presets"][preset]
-    p["seed"] = int(seed)
-    train = p["restorers"][section_of(restorer)]["train"]
-    train["steps"] = int(steps)
-    train["checkpoint_every"] = 0
-    if "halve_after" in train:
-        train["halve_after"], train["halve_every"] = int(0.8 * steps), max(1, int(0.1 * steps))
-    return d
+@dataclass(frozen=True)
+class Setting:
+    """One match file of the study: ``LABEL:STEPS:SEED:METHOD=PATH`` on the command line."""
+    data: str
+    steps: int
+    seed: int
+    method: str
+    path: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Setting":
+        key, sep, path = text.partition("=")
+        parts = key.split(":")
+        if not sep or not path or len(parts) != 4 or not all(parts) or not parts[1].isdigit() or not parts[2].isdigit():
+            raise UserError(f"evaluate curve --match {text!r}: expected LABEL:STEPS:SEED:METHOD=PATH")
+        return cls(parts[0], int(parts[1]), int(parts[2]), parts[3], path)
 
 
-def _run(*argv) -> None:
-    """One workflow command in its own process (as Snakemake runs it)."""
-    argv = [str(a) for a in argv]
-    if subprocess.run([sys.executable, "-m", "recon_restore", *argv]).returncode != 0:
-        raise UserError(f"evaluate curve: `recon-restore {' '.join(argv[:2])}` failed (arguments {argv[2:]})")
-
-
-def run_curve(params: str | Path, preset: str | None, restorer: str, manifests: dict[str, str], steps: list[int],
-              seeds: list[int], plain: str, target: str, galleries: str, out_dir: str | Path) -> list[Row]:
+def collect(plain_match: str, manifests: dict[str, str], settings: list[Setting], threshold: float) -> list[Row]:
+    """The table's rows: plain first, then every setting in (data, steps, seed, method) order."""
     from .match_file import read_match
 
-    if restorer not in CHOICES:
-        raise UserError(f"evaluate curve --method {restorer!r}: expected one of {', '.join(CHOICES)}")
-    doc = yaml.safe_load(Path(params).read_text())
-    preset = preset or doc.get("preset")
-    if preset not in doc.get("presets", {}):
-        raise UserError(f"{params}: no preset {preset!r}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    threshold = doc["presets"][preset]["evaluate"]["good_threshold"]
-    rows: list[Row] = []
-    pm = out / "match-plain.h5"
-    if not pm.is_file():
-        _run("evaluate", "match", "--params", params, "--preset", preset, "--method", "plain", "--target", target,
-             "--plain", plain, "--galleries", galleries, "--out", pm)
-    c = read_match(pm).counts(threshold, n_boot=0)
-    rows.append(Row("-", 0, 0, 0, 0, "plain", int(c["good"]), round(float(c["null_mean"]), 2), round(float(c["excess"]), 2)))
-    for label, manifest in manifests.items():
-        pairs, images = dataset_size(manifest)
-        for n in steps:
-            for seed in seeds:
-                tag = f"{restorer}-{label}-{n}-s{seed}"
-                pf = out / f"params-{tag}.yaml"
-                text = yaml.safe_dump(setting_params(doc, preset, restorer, n, seed), sort_keys=False)
-                if pf.is_file() and pf.read_text() != text:
-                    raise UserError(f"{pf}: this setting was run with other params; nothing was overwritten "
-                                    f"(use another --out-dir, or remove {out} to start again)")
-                pf.write_text(text)
-                ck, restored = out / f"{tag}.pt", out / f"restored-{tag}.h5"
-                matches = {m: out / f"match-{m}-{label}-{n}-s{seed}.h5" for m in methods.methods_of(restorer)}
-                if not all(p.is_file() for p in matches.values()):
-                    if not ck.is_file():
-                        _run("restorers", "train", "--params", pf, "--preset", preset, "--method", restorer,
-                             "--manifest", manifest, "--out", ck, "--history", out / f"{tag}-history.csv", "--overwrite")
-                    _run("evaluate", "restore", "--params", pf, "--preset", preset, "--method", restorer, "--plain", plain,
-                         "--checkpoint", ck, "--out", restored, "--overwrite")
-                    for m, mf in matches.items():
-                        _run("evaluate", "match", "--params", pf, "--preset", preset, "--method", m, "--target", target,
-                             "--plain", plain, "--galleries", galleries, "--restored", restored, "--out", mf, "--overwrite")
-                for m, mf in matches.items():
-                    c = read_match(mf).counts(threshold, n_boot=0)
-                    rows.append(Row(label, pairs, images, n, seed, m, int(c["good"]), round(float(c["null_mean"]), 2),
-                                    round(float(c["excess"]), 2)))
-                    log.info("curve %s", asdict(rows[-1]))
-                write_rows(out / "curve.csv", rows)
+    unknown = sorted({s.data for s in settings} - set(manifests))
+    if unknown:
+        raise UserError(f"evaluate curve: no --manifest for the data label(s) {', '.join(unknown)}")
+    c = read_match(plain_match).counts(threshold, n_boot=0)
+    rows = [Row("-", 0, 0, 0, 0, "plain", int(c["good"]), round(float(c["null_mean"]), 2), round(float(c["excess"]), 2))]
+    sizes = {label: dataset_size(m) for label, m in manifests.items()}
+    for s in sorted(settings, key=lambda s: (sizes[s.data][0], s.data, s.steps, s.seed, s.method)):
+        m = read_match(s.path)
+        if m.method != s.method:
+            raise UserError(f"{s.path}: a match file of {m.method}, given as {s.method}")
+        c = m.counts(threshold, n_boot=0)
+        pairs, images = sizes[s.data]
+        rows.append(Row(s.data, pairs, images, s.steps, s.seed, s.method, int(c["good"]), round(float(c["null_mean"]), 2),
+                        round(float(c["excess"]), 2)))
+        log.info("curve %s", asdict(rows[-1]))
     return rows
 
 
-def write_rows(path: Path, rows: list[Row]) -> None:
-    """``curve.csv``, replaced atomically after every setting (it only ever gains rows)."""
-    with atomic_path(path, overwrite=True) as tmp, open(tmp, "w", newline="") as f:
+def write_rows(path: str | Path, rows: list[Row], overwrite: bool = False) -> None:
+    """``curve.csv``, written atomically."""
+    with atomic_path(path, overwrite=overwrite) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(Row.__dataclass_fields__))
         w.writeheader()
         w.writerows(asdict(r) for r in rows)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from .. import IMAGE_SHAPE, flops, methods
 from ..attack import flops as attack_flops
-from ..dataset.plan import layout
+from ..dataset.waves import layout
 from ..dataset.schedule import effective
 from ..evaluate.shards import restorer_shards
 
@@ -125,7 +125,7 @@ def jobs(cfg: dict) -> list[Job]:
     # CPU jobs (bookkeeping, classical denoisers, matching): counted, not timed on a GPU
     classical = [r for r, k in restorer.items() if not k.on_gpu]
     sharded = [r for r in methods.restorers(rc) if restorer_shards(ev, r) > 1]
-    cpu = [("data_prepare", 1), ("dataset_plan", len(layout(cfg)["waves"])), ("dataset_manifest", 1), ("dataset_coverage", 1),
+    cpu = [("data_prepare", 1), ("dataset_wave", len(layout(cfg)["waves"])), ("dataset_manifest", 1), ("dataset_coverage", 1),
            ("evaluate_collect", 1), ("evaluate_galleries", 1), ("evaluate_restore", len(classical)),
            ("evaluate_merge", len(sharded)), ("report", 1)]
     cpu += [("adapt_collect", 1)] if len(settings) > 1 else []

@@ -40,7 +40,7 @@ class Restorer:
     """A restorer of the methods list: ``name`` (its restored file and rule wildcard) and the
     preset's ``restorers`` params."""
 
-    threads = 1  # CPU threads of one restoration job
+    threads = 1  # 1: restores on one thread (classical); more: a network job, run with params cpu_threads
     shardable = True  # restoration may be split into shards of runs (evaluate.restore_shard_runs)
 
     def __init__(self, name: str, restorers_cfg: dict):

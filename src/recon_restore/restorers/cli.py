@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 def register(sub) -> None:
     g = sub.add_parser("restorers", help="restorers stage: train EDM / BF-DnCNN / the Noise2Noise U-Nets").add_subparsers(dest="verb", required=True)
     p = g.add_parser("train", help="train a restorer on the dataset")
-    common(p, device=True)
+    common(p, device=True, seed=True)
+    p.add_argument("--steps", type=int_at_least(1), default=None,
+                   help="replaces train.steps, the step-based schedule scaled with it (a learning curve's lengths)")
     p.add_argument("--method", required=True, choices=TRAINED, metavar="METHOD",
                    help="edm, bfdncnn, or a Noise2Noise variant (n2n_/n2c_<corruption>_<loss>, recon2recon_<loss>)")
     p.add_argument("--manifest", default=None, help="dataset manifest (dataset manifest --out): EDM, BF-DnCNN, recon2recon")
@@ -64,11 +66,22 @@ def train_cmd(args) -> None:
     from . import distributed
     from .recipes import train_spec
 
-    prm = setup(args)
+    prm = _setting(args)
     check_writable(args.out, args.overwrite)
     spec = train_spec(prm.section("restorers", section_of(args.method))["train"])
     distributed.Group(0, spec.gpus).part(spec.batch)  # a batch that cannot be split: one clear error, before launching
     distributed.run(_train, spec.gpus, get_device(args, prm), args)
+
+
+def _setting(args):
+    """The params with ``--steps`` applied (``--seed`` is applied by ``setup``)."""
+    from .recipes import with_steps
+
+    prm = setup(args)
+    if args.steps is not None:
+        sec = prm.section("restorers", section_of(args.method))
+        sec["train"] = with_steps(sec["train"], args.steps)
+    return prm
 
 
 def _train(args) -> None:
@@ -78,7 +91,7 @@ def _train(args) -> None:
     from .recipes import describe, train_spec
     from .train import train
 
-    prm = setup(args)
+    prm = _setting(args)
     group = distributed.current()
     dev = distributed.device_of(get_device(args, prm))
     if group.world > 1 and dev.type == "cpu":

@@ -31,6 +31,16 @@ def train_spec(t: dict) -> TrainSpec:
                      gpus=t.get("gpus", 1))
 
 
+def with_steps(t: dict, steps: int) -> dict:
+    """A ``train`` section of ``steps`` steps: the step-based schedule (BF-DnCNN's halving)
+    scaled with it, so that a shorter training has the same shape (learning curves)."""
+    out = dict(t, steps=int(steps))
+    if t.get("halve_after") is not None:
+        out["halve_after"] = max(1, round(t["halve_after"] * steps / t["steps"]))
+        out["halve_every"] = max(1, round(t["halve_every"] * steps / t["steps"]))
+    return out
+
+
 def input_reads(name: str, src: str, path: str | None) -> dict:
     """The fingerprint entry of a training input (``manifest`` or ``pool``); a missing one is an error."""
     from ..io import file_sha256

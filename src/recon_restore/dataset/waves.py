@@ -25,7 +25,7 @@ def sample_run(labels: np.ndarray, per_class: int, rng: np.random.Generator, all
         if allowed is not None:
             idx = np.intersect1d(idx, allowed)
         if len(idx) < per_class:
-            raise UserError(f"dataset plan: only {len(idx)} pool images of class {c:+d} available, {per_class} per class needed")
+            raise UserError(f"dataset wave: only {len(idx)} pool images of class {c:+d} available, {per_class} per class needed")
         out.append(rng.choice(idx, size=per_class, replace=False))
     return np.sort(np.concatenate(out))
 
@@ -42,7 +42,7 @@ def least_seen(labels: np.ndarray, counts: np.ndarray, n: int, rng: np.random.Ge
     return np.sort(np.concatenate(keep))
 
 
-def make_plan(
+def make_wave(
     labels: np.ndarray,
     run_ids: list[int],
     per_class: int,
