@@ -106,8 +106,8 @@ def test_learning_curves_run_as_workflow_rules(demo_run, tmp_path):
     sm = [str(BIN / "snakemake"), "--cores", "2", "--workflow-profile", "none"]
     p = subprocess.run([*sm, target], cwd=work, env=ENV, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-4000:]
-    jobs = {line.split()[0]: int(line.split()[1]) for line in p.stderr.split("Job stats:")[1].splitlines()[3:]
-            if len(line.split()) == 2 and line.split()[1].isdigit()}
+    stats = p.stderr.split("Job stats:")[1].split("\n\n")[0].splitlines()   # the table, up to its blank line
+    jobs = {w[0]: int(w[1]) for w in map(str.split, stats) if len(w) == 2 and w[1].isdigit() and w[0] != "total"}
     assert jobs == {
         "evaluate_curve_manifest": 2, "evaluate_curve_train": 4, "evaluate_curve_restore": 4, "evaluate_curve_match": 4,
         "evaluate_curve": 1}, jobs   # nothing of the finished demo reran
