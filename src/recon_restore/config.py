@@ -67,10 +67,9 @@ def _describe(error, source: str) -> str:
 def merge(base: Any, delta: Any) -> Any:
     """``delta`` over ``base``: mappings merge key by key; any other value replaces."""
     if isinstance(base, dict) and isinstance(delta, dict):
-        out = copy.deepcopy(base)
-        for k, v in delta.items():
-            out[k] = merge(base[k], v) if k in base else copy.deepcopy(v)
-        return out
+        out = {k: copy.deepcopy(v) for k, v in base.items() if k not in delta}
+        out.update({k: merge(base.get(k), v) for k, v in delta.items()})
+        return {k: out[k] for k in list(base) + [k for k in delta if k not in base]}  # the base's key order
     return copy.deepcopy(delta)
 
 
