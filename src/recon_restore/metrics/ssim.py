@@ -136,8 +136,11 @@ def ssim_blocks(a: torch.Tensor, b: torch.Tensor, variant: str, chunk: int | Non
     v = _variant(variant)
     ys = _Side(b, v)
     if chunk is None:
-        # keep the (C*P, chunk, M) block near 64 M elements
-        chunk = max(1, int(64e6 // max(1, ys.a.shape[0] * b.shape[0])))
+        # the (C*P, chunk, M) block: near 64 M elements on a GPU; on a CPU near 4 M (16 MB in
+        # float32), so that the epilogue's passes stay in cache (2.5x faster than 64 M on the
+        # demo's 480 x 80 matrices, same values bit for bit)
+        target = 64e6 if a.device.type == "cuda" else 4e6
+        chunk = max(1, int(target // max(1, ys.a.shape[0] * b.shape[0])))
     for start in range(0, a.shape[0], chunk):
         xs = _Side(a[start : start + chunk], v)
         yield start, _pair_block(xs, ys, variant == "haim")

@@ -13,9 +13,11 @@ all-pairs SSIM GEMM against the training images and every null gallery; the robu
 study is two inputs x the non-zero budgets x PGD steps x one forward and backward (the
 diffusion restorer through its 2 N - 1 evaluations). Element-wise work is not counted.
 
-Peak dense throughput in TFLOP/s (NVIDIA A100 SXM and H100 SXM data sheets; fp64: the
-FP64 tensor-core rate, which cuBLAS uses for fp64 GEMMs; convolutions that fall back to
-the vector FP64 units run at half of it on A100).
+Peak dense throughput in TFLOP/s (NVIDIA A100 SXM and H100 SXM data sheets). fp64 has two
+rates: the FP64 tensor-core rate, which cuBLAS reaches for fp64 GEMMs (the attack's MLP),
+and the vector FP64 rate (half of it), the ceiling of cuDNN's fp64 convolutions, which do
+not use tensor cores: the restorers' networks (``Job.conv``) in fp64 are timed at it. Both
+are ceilings; ``recon-restore bench gpu`` measures what a GPU reaches.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from ..dataset.schedule import effective
 from ..evaluate.shards import restorer_shards
 
 PEAK_TFLOPS = {
-    "a100": {"fp64": 19.5, "fp32": 19.5, "tf32": 156.0, "bf16": 312.0},
-    "h100": {"fp64": 67.0, "fp32": 67.0, "tf32": 494.7, "bf16": 989.4},
+    "a100": {"fp64": 19.5, "fp64_vector": 9.7, "fp32": 19.5, "tf32": 156.0, "bf16": 312.0},
+    "h100": {"fp64": 67.0, "fp64_vector": 33.5, "fp32": 67.0, "tf32": 494.7, "bf16": 989.4},
 }
 PRECISIONS = ("fp64", "fp32", "tf32", "bf16")
 
@@ -46,6 +48,7 @@ class Job:
     gpus: int = 1
     limit_h: float = float("nan")  # the profile's runtime for the rule
     hours: dict = field(default_factory=dict)  # GPU kind -> wall hours of one job
+    conv: bool = False  # a convolutional network's job: fp64 runs at the vector rate
 
     @property
     def on_gpu(self) -> bool:
@@ -58,8 +61,13 @@ class Job:
         return self.hours[kind] > self.limit_h
 
 
-def wall_hours(job_flops: float, precision: str, gpus: int, kind: str, utilisation: float) -> float:
-    return job_flops / (gpus * PEAK_TFLOPS[kind][precision] * 1e12 * utilisation) / 3600
+def rate_key(precision: str, conv: bool) -> str:
+    """The peak that applies: fp64 convolutions run on the vector FP64 units."""
+    return "fp64_vector" if conv and precision == "fp64" else precision
+
+
+def wall_hours(job_flops: float, precision: str, gpus: int, kind: str, utilisation: float, conv: bool = False) -> float:
+    return job_flops / (gpus * PEAK_TFLOPS[kind][rate_key(precision, conv)] * 1e12 * utilisation) / 3600
 
 
 def reconstructions(cfg: dict) -> int:
@@ -102,17 +110,19 @@ def jobs(cfg: dict) -> list[Job]:
         src = methods.adapted_from(r)
         if src:  # paper 001's stage 2: G trained, G0 evaluated, on the adaptation batch
             a = rc["adapt"]
-            out.append(Job("restorers_adapt", r, 1, a["steps"] * a["batch"] * (per_image[r]["train"] + per_image[r]["forward"]), "fp32"))
+            out.append(Job("restorers_adapt", r, 1, a["steps"] * a["batch"] * (per_image[r]["train"] + per_image[r]["forward"]), "fp32",
+                           conv=True))
             continue
         t = rc[methods.section_of(r)]["train"]
-        out.append(Job("restorers_train", r, 1, t["steps"] * t["batch"] * per_image[r]["train"], t["precision"], t.get("gpus", 1)))
+        out.append(Job("restorers_train", r, 1, t["steps"] * t["batch"] * per_image[r]["train"], t["precision"], t.get("gpus", 1),
+                       conv=True))
     n = reconstructions(cfg)
     for r, k in restorer.items():
         if not k.on_gpu:
             continue  # CPU jobs
         shards = restorer_shards(ev, r)
         out.append(Job("evaluate_restore_shard" if shards > 1 else "evaluate_restore", r, shards,
-                       k.restore_flops() * math.ceil(n / shards), k.restore_precision()))
+                       k.restore_flops() * math.ceil(n / shards), k.restore_precision(), conv=True))
     pair = flops.ssim_pair_flops(ev["best_match"]["ssim_variant"])
     match = n * n_eval * (1 + ev["null_galleries"]) * pair
     out.append(Job("evaluate_match", "", len(methods.names(rc)), match, "cpu"))
@@ -121,7 +131,8 @@ def jobs(cfg: dict) -> list[Job]:
         budgets = sum(1 for b in rb["budgets"] if b > 0)
         for r in methods.trained(rc):
             nfe = restorer[r].robustness_evaluations(rb)
-            out.append(Job("robustness_run", r, 1, 2 * rb["images"] * budgets * rb["steps"] * nfe * per_image[r]["train"], "fp32"))
+            out.append(Job("robustness_run", r, 1, 2 * rb["images"] * budgets * rb["steps"] * nfe * per_image[r]["train"], "fp32",
+                           conv=True))
     # CPU jobs (bookkeeping, classical denoisers, matching): counted, not timed on a GPU
     classical = [r for r, k in restorer.items() if not k.on_gpu]
     sharded = [r for r in methods.restorers(rc) if restorer_shards(ev, r) > 1]
@@ -140,10 +151,11 @@ def plan(cfg: dict, profile: dict, utilisation: float, kinds=("a100", "h100")) -
     out = jobs(cfg)
     for j in out:
         j.limit_h = float((res.get(j.rule) or {}).get("runtime", default.get("runtime", float("nan")))) / 60
-        j.hours = {k: float("nan") if j.precision == "cpu" else wall_hours(j.flops, j.precision, j.gpus, k, utilisation) for k in kinds}
+        j.hours = {k: float("nan") if j.precision == "cpu" else wall_hours(j.flops, j.precision, j.gpus, k, utilisation, j.conv)
+                   for k in kinds}
     return out
 
 
 def precision_options(job: Job, utilisation: float, kinds=("a100", "h100")) -> dict[str, dict[str, float]]:
     """Wall hours of one job at every precision (the paper's fp64 EDM training against fp32/tf32/bf16)."""
-    return {p: {k: wall_hours(job.flops, p, job.gpus, k, utilisation) for k in kinds} for p in PRECISIONS}
+    return {p: {k: wall_hours(job.flops, p, job.gpus, k, utilisation, job.conv) for k in kinds} for p in PRECISIONS}
