@@ -306,27 +306,35 @@ def test_robustness_commands_on_the_tiny_pipeline(pipeline, tmp_path):
     o = pipeline
     P = ["--params", str(o.parent / "params.yaml")]
     trained = methods.trained(yaml.safe_load((o.parent / "params.yaml").read_text())["presets"]["demo"]["restorers"])
-    outs = []
+    cfg = load_params(o.parent / "params.yaml", "demo").section("robustness")
+    outs, noise = [], []
+    common = lambda m, ck: [*P, "--method", m, "--checkpoint", str(o / f"{ck}.pt"), "--target", str(o / "target.pt"),  # noqa: E731
+                            "--plain", str(o / "plain.h5"), "--match", str(o / "match" / "plain.h5"), "--heldout", str(o / "held.h5"),
+                            "--manifest", str(o / "manifest.json")]
     for m in trained:
-        out = tmp_path / f"{m}.csv"
-        assert run(*["robustness", "run", *P, "--method", m, "--checkpoint", str(o / f"{m}.pt"), "--target", str(o / "target.pt"),
-                     "--plain", str(o / "plain.h5"), "--match", str(o / "match" / "plain.h5"), "--heldout", str(o / "held.h5"),
-                     "--manifest", str(o / "manifest.json"), "--out", str(out)]) == 0
+        out, nz = tmp_path / f"{m}.csv", tmp_path / f"{m}.noise.json"
+        assert run("robustness", "run", *common(m, m), "--out", str(out), "--noise-out", str(nz)) == 0
         t = pd.read_csv(out)
-        assert set(t.input) == {"plain", "training"} and set(t.budget) == {0, 0.5, 1, 2, 4}
+        assert set(t.input) == {"plain", "training"} and set(t.attack) == {"none", "dag", "bounded"}
+        assert set(t[t.attack == "bounded"].budget) == set(cfg["bounded"]["budgets"])
+        h = json.loads(nz.read_text())
+        assert h["method"] == m and sum(h["plain"]["noise"]) > 0 and sum(h["training"]["adversarial"]) > 0
         outs.append(str(out))
-    assert run(*["robustness", "run", *P, "--method", "bfdncnn", "--checkpoint", str(o / "edm.pt"), "--target", str(o / "target.pt"),
-                 "--plain", str(o / "plain.h5"), "--match", str(o / "match" / "plain.h5"), "--heldout", str(o / "held.h5"),
-                 "--manifest", str(o / "manifest.json"), "--out", str(tmp_path / "x.csv")]) == 2  # wrong checkpoint: one error
-    assert run(*["robustness", "report", *P, "--inputs", *outs, "--out-dir", str(tmp_path / "rep")]) == 0
+        noise.append(str(nz))
+    assert run("robustness", "run", *common("bfdncnn", "edm"), "--out", str(tmp_path / "x.csv"),
+               "--noise-out", str(tmp_path / "x.json")) == 2  # wrong checkpoint: one error
+    assert run(*["robustness", "report", *P, "--inputs", *outs, "--noise", *noise[:-1], "--out-dir", str(tmp_path / "rep")]) == 2
+    assert run(*["robustness", "report", *P, "--inputs", *outs, "--noise", *noise, "--out-dir", str(tmp_path / "rep")]) == 0
     summary = pd.read_csv(tmp_path / "rep" / "robustness.csv")
-    assert (summary.psnr_drop >= -1e-9).all() and (summary[summary.budget == 0].psnr_drop == 0).all()
-    for (m, i), g in summary.groupby(["method", "input"]):  # a larger budget never finds a smaller drop
-        assert np.all(np.diff(g.sort_values("budget").psnr_drop.to_numpy()) >= -1e-9), (m, i)
+    bounded = summary[summary.attack == "bounded"]
+    assert (bounded.psnr_drop >= -1e-9).all() and (bounded.ratio_mean >= 1 - 1e-9).all()
+    assert (summary[summary.attack == "none"].psnr_drop == 0).all()
     drops = json.loads((tmp_path / "rep" / "robustness.json").read_text())
-    assert set(drops) == {f"{m}/{i}" for m in trained for i in ("plain", "training")}
-    assert (tmp_path / "rep" / "robustness_psnr_ratio.png").read_bytes()[:4] == b"\x89PNG"
-    assert "| BF-DnCNN | plain | 2 |" in (tmp_path / "rep" / "robustness.md").read_text()
+    assert set(drops) == {f"{m}/{i}/{a}" for m in trained for i in ("plain", "training") for a in ("dag", "bounded")}
+    for k in ("psnr_ratio", "psnr", "noise"):
+        assert (tmp_path / "rep" / f"robustness_{k}.png").read_bytes()[:4] == b"\x89PNG"
+    md = (tmp_path / "rep" / "robustness.md").read_text()
+    assert "| BF-DnCNN | plain | L-inf 2/255 |" in md and "| BF-DnCNN | plain | paper 004 (DAG) |" in md
 
 
 def test_adaptation_through_the_cli(pipeline, tmp_path):

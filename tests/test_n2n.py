@@ -79,6 +79,23 @@ def test_poisson_has_mean_x_and_variance_x_over_lambda():
         assert torch.allclose(y * 20, (y * 20).round())  # photon counts over lambda
 
 
+def test_photon_counts_are_negative_binomial_and_the_noise_is_poisson_around_x():
+    """Paper 004's Poisson setting: photons per image ~ NB(mean 500, dispersion 75), i.e.
+    variance 500 + 500^2 / 75; pixels Poisson(n x) / n, so mean x and, given n, variance x / n."""
+    from recon_restore.restorers.n2n.corruption import photon_counts
+
+    n = photon_counts(torch.full((20000,), 500.0, dtype=torch.float64), 75.0, gen(2)).double()
+    assert n.mean().item() == pytest.approx(500, rel=0.02)
+    assert n.var().item() == pytest.approx(500 + 500**2 / 75, rel=0.06)
+    v = 0.4
+    y, valid = corrupt(flat(v, 256), "photon", {"mean": 500, "dispersion": 75.0}, gen(3))
+    assert valid is None and y.mean().item() == pytest.approx(v, rel=0.01)
+    per_image = y.flatten(1).var(1)  # v / n_i for each image's own photon count
+    assert per_image.mean().item() == pytest.approx(v * (1 / n[n > 0]).mean().item(), rel=0.1)
+    assert per_image.std().item() > 0.08 * per_image.mean().item()  # CV ~0.13 from the counts; ~0.03 with one fixed count
+    assert parse("n2n_photon_l1").corruption == "photon" and methods.BY_NAME["n2n_photon_l1"].trained
+
+
 def test_bernoulli_zeroes_whole_pixels_with_probability_p_and_marks_them():
     x = torch.rand(64, 3, 32, 32, generator=gen(1), dtype=torch.float64) * 0.9 + 0.1
     y, valid = corrupt(x, "bernoulli", {"p": 0.3}, gen())
@@ -266,7 +283,7 @@ def test_variants_enter_the_methods_list_from_params(params_doc):
     from recon_restore.config import schema
 
     pat = schema()["$defs"]["preset"]["properties"]["restorers"]["properties"]["n2n"]["properties"]["evaluate"]["items"]["pattern"]
-    assert all(re.match(pat, m.name) for m in methods.VARIANTS) and len(methods.VARIANTS) == 2 * 5 * 3 + 3
+    assert all(re.match(pat, m.name) for m in methods.VARIANTS) and len(methods.VARIANTS) == 2 * 6 * 3 + 3
     assert not any(re.match(pat, n) for n in ("edm", "n2n_gaussian", "recon2recon_l2_x", "n2c_blur_l1"))
 
 

@@ -1,12 +1,33 @@
-"""The robustness study (paper 004): projected gradient ascent with exact optima on a
-function whose worst case is known, budgets that never lower the error found, a zero budget
-that changes nothing, the diffusion restorer as a differentiable function, and the stage's
-commands on the tiny pipeline (test_cli.py)."""
+"""The robustness study (paper 004): both attacks reach the known worst case of a function
+(paper 004's DAG: the output equals its adversarial target; the bounded PGD: the corner of the
+L-inf ball), budgets that never lower the error found, attacks that change nothing give a
+PSNR ratio of exactly 1, the ratio's direction (> 1: the attack hurt), the diffusion restorer
+as a differentiable function, and the stage's commands on the tiny pipeline (test_cli.py)."""
 
 import pytest
 import torch
 
+from recon_restore.robustness.dag import attacked, dag, eight_bit
 from recon_restore.robustness.pgd import image_error, pgd
+from recon_restore.robustness.study import attack_table, psnr_ratios, summarise
+
+CFG = {"attacks": ["dag", "bounded"], "dag": {"gamma": 0.5, "iterations": 200},
+       "bounded": {"budgets": [1.0, 4.0], "default_budget": 4.0, "steps": 5, "step_frac": 2.5}}
+
+
+def test_dag_reaches_its_adversarial_target_on_the_identity_and_stops():
+    """f = identity: DAG's gradient is T (y - x_c), so each step moves every still-active pixel
+    towards y with the largest move exactly gamma/255; it ends with f(x_adv) = y in 8 bits,
+    after which nothing moves."""
+    g = torch.Generator().manual_seed(0)
+    clean = 0.2 + 0.6 * torch.rand(3, 3, 8, 8, generator=g, dtype=torch.float64)
+    noisy = (clean + 0.05 * torch.randn(3, 3, 8, 8, generator=g, dtype=torch.float64)).clamp(0, 1)
+    one = dag(lambda z: z, clean, noisy, iterations=1, gamma=0.5)
+    assert torch.allclose(one.flatten(1).abs().amax(1), torch.full((3,), 0.5 / 255, dtype=torch.float64))  # eq. 13
+    assert (torch.sign(one) == torch.sign(noisy - clean) * (one != 0)).all()
+    r = dag(lambda z: z, clean, noisy, iterations=400, gamma=0.5)
+    assert torch.equal(eight_bit(attacked(clean, r)), eight_bit(noisy))  # the known optimum, to 8 bits
+    assert torch.equal(dag(lambda z: z, clean, noisy, iterations=800, gamma=0.5), r)  # stopped: T is empty
 
 
 def test_pgd_finds_the_worst_case_of_a_known_function():
@@ -62,3 +83,39 @@ def test_the_diffusion_restorer_is_a_deterministic_differentiable_function():
     assert torch.equal(y1, y2)  # fixed sampler noise
     (g,) = torch.autograd.grad(y1.sum(), x)
     assert g.abs().sum() > 0
+
+
+def _table(f, noisy, clean, cfg=CFG):
+    t, hist = attack_table(f, noisy, clean, cfg)
+    return t.assign(method="m", input="plain"), hist
+
+
+def test_attacks_that_change_nothing_have_a_psnr_ratio_of_exactly_one():
+    """A constant restorer: DAG's gradient is zero (no step), the bounded attack finds no
+    larger error; every attacked output equals the unattacked one, so every ratio is 1."""
+    g = torch.Generator().manual_seed(3)
+    clean = torch.rand(4, 3, 8, 8, generator=g, dtype=torch.float64)
+    noisy = clean + 0.1 * torch.randn(4, 3, 8, 8, generator=g, dtype=torch.float64)
+    const = torch.rand(1, 3, 8, 8, generator=g, dtype=torch.float64)
+    t, hist = _table(lambda z: const.expand_as(z) + 0 * z, noisy, clean)
+    rat = psnr_ratios(t)
+    assert set(rat.attack) == {"dag", "bounded"} and (rat.psnr_ratio == 1.0).all()
+    assert hist["adversarial"][len(hist["adversarial"]) // 2] == clean.numel()  # r = 0 everywhere
+    s = summarise(t)
+    assert (s.ratio_mean == 1.0).all() and (s.hurt_share == 0).all() and (s.psnr_drop == 0).all()
+
+
+def test_the_ratio_is_unattacked_over_attacked_and_exceeds_one_when_the_attack_hurts():
+    f = _net()
+    g = torch.Generator().manual_seed(4)
+    clean = torch.rand(5, 3, 32, 32, generator=g, dtype=torch.float64)
+    noisy = clean + 0.1 * torch.randn(5, 3, 32, 32, generator=g, dtype=torch.float64)
+    t, hist = _table(f, noisy, clean)
+    assert set(zip(t.attack, t.budget.fillna(0))) == {("none", 0), ("dag", 0), ("bounded", 1.0), ("bounded", 4.0)}
+    rat = psnr_ratios(t)
+    base = t[t.attack == "none"].set_index("image").psnr
+    for r in rat.itertuples():
+        assert r.psnr_ratio == pytest.approx(base[r.image] / r.psnr)
+    b4 = rat[(rat.attack == "bounded") & (rat.budget == 4.0)]
+    assert (b4.psnr_ratio >= 1 - 1e-12).all() and (b4.psnr_ratio > 1).any()  # the bounded attack only raises the error
+    assert sum(hist["noise"]) == noisy.numel() and sum(hist["adversarial"]) == clean.numel()

@@ -192,11 +192,11 @@ def _check_cross_fields(cfg: dict, where: str, source: str) -> None:
     for k in ("phase1_runs", "phase2_runs", "wave_runs"):
         if d[k] % d["runs_per_job"]:
             fail(f"dataset.{k}", f"{d[k]} is not a multiple of runs_per_job ({d['runs_per_job']})")
-    rb = cfg["robustness"]
-    if list(rb["budgets"]) != sorted(set(rb["budgets"])) or 0 not in rb["budgets"]:
-        fail("robustness.budgets", f"{rb['budgets']} must be increasing, without repeats, and include 0 (the unattacked baseline)")
+    rb = cfg["robustness"]["bounded"]
+    if list(rb["budgets"]) != sorted(set(rb["budgets"])):
+        fail("robustness.bounded.budgets", f"{rb['budgets']} must be increasing, without repeats")
     if rb["default_budget"] not in rb["budgets"]:
-        fail("robustness.default_budget", f"{rb['default_budget']} is not one of the budgets {rb['budgets']}")
+        fail("robustness.bounded.default_budget", f"{rb['default_budget']} is not one of the budgets {rb['budgets']}")
     for kind, c in cfg["restorers"]["n2n"]["corruptions"].items():
         for k, v in c.items():
             if isinstance(v, list) and v[0] > v[1]:

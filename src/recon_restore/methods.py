@@ -61,11 +61,12 @@ CORE: tuple[Method, ...] = (
 # the dataset shards, no clean image (this project's experiment). Each is its own restorer (one
 # checkpoint); all read ``restorers.n2n`` (network, train, corruptions, recon2recon).
 
-CORRUPTIONS = ("gaussian", "poisson", "bernoulli", "impulse", "text")
+CORRUPTIONS = ("gaussian", "poisson", "bernoulli", "impulse", "photon", "text")
 LOSSES = ("l2", "l1", "l0")
 _RE = re.compile(rf"^(?:(n2n|n2c)_({'|'.join(CORRUPTIONS)})|(recon2recon))_({'|'.join(LOSSES)})$")
 _LOSS_LABEL = {"l2": "L2", "l1": "L1", "l0": "annealed L0"}
-_CORRUPTION_LABEL = {"gaussian": "Gaussian", "poisson": "Poisson", "bernoulli": "Bernoulli", "impulse": "impulse", "text": "text"}
+_CORRUPTION_LABEL = {"gaussian": "Gaussian", "poisson": "Poisson", "bernoulli": "Bernoulli", "impulse": "impulse",
+                     "photon": "Poisson, photons ~ NB", "text": "text"}
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,8 @@ class Plan:
     def robustness_outputs(self) -> list[str]:
         """The robustness study's table, summary and figure (paper 004)."""
         r = f"{self.out}/report/robustness"
-        return [f"{r}/robustness.csv", f"{r}/robustness.md", f"{r}/robustness.json", f"{r}/robustness_psnr_ratio.png"]
+        return [f"{r}/robustness.csv", f"{r}/robustness.md", f"{r}/robustness.json"] + [
+            f"{r}/robustness_{k}.png" for k in ("psnr_ratio", "psnr", "noise")]
 
     def report_files(self) -> list[str]:
         return [f for files in self.report_outputs().values() for f in files]

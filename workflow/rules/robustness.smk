@@ -11,7 +11,8 @@ rule robustness_run:
         heldout=f"{OUT}/data/heldout.h5",
         manifest=f"{OUT}/dataset/manifest.json",
     output:
-        f"{OUT}/robustness/{{method}}.csv",
+        table=f"{OUT}/robustness/{{method}}.csv",
+        noise=f"{OUT}/robustness/{{method}}.noise.json",
     log:
         f"{OUT}/logs/robustness_run/{{method}}.log",
     wildcard_constraints:
@@ -28,12 +29,14 @@ rule robustness_run:
     shell:
         cli("robustness run")
         + " --method {wildcards.method} --checkpoint {input.checkpoint} --target {input.target} --plain {input.plain}"
-        " --match {input.match} --heldout {input.heldout} --manifest {input.manifest} --out {output} > {log} 2>&1"
+        " --match {input.match} --heldout {input.heldout} --manifest {input.manifest} --out {output.table}"
+        " --noise-out {output.noise} > {log} 2>&1"
 
 
 rule robustness_report:
     input:
-        expand(f"{OUT}/robustness/{{m}}.csv", m=TRAINED),
+        tables=expand(f"{OUT}/robustness/{{m}}.csv", m=TRAINED),
+        noise=expand(f"{OUT}/robustness/{{m}}.noise.json", m=TRAINED),
     output:
         PLAN.robustness_outputs(),
     log:
@@ -50,7 +53,7 @@ rule robustness_report:
         out_dir=lambda w, output: os.path.dirname(output[0]),
     shell:
         cli("robustness report")
-        + " --inputs {input} --out-dir {params.out_dir} > {log} 2>&1"
+        + " --inputs {input.tables} --noise {input.noise} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule robustness_all:

@@ -10,7 +10,7 @@ its runs' target training, reconstruction and snapshot matching; a training job 
 x global batch x one example's forward and backward, spread over ``train.gpus`` GPUs;
 diffusion restoration is samples x (2 N - 1) network evaluations; matching is the
 all-pairs SSIM GEMM against the training images and every null gallery; the robustness
-study is two inputs x the non-zero budgets x PGD steps x one forward and backward (the
+study is two inputs x its attacks' forward and backward passes (``attack_passes``; the
 diffusion restorer through its 2 N - 1 evaluations). Element-wise work is not counted.
 
 Peak dense throughput in TFLOP/s (NVIDIA A100 SXM and H100 SXM data sheets). fp64 has two
@@ -76,6 +76,20 @@ def reconstructions(cfg: dict) -> int:
     return ev["runs"] * len(ev["reconstruct"]["snapshots"]) * 2 * ev["reconstruct"]["candidates_per_class"]
 
 
+def attack_passes(rb: dict, net: dict) -> float:
+    """FLOPs of one image's attacks per network evaluation: paper 004's attack is a forward
+    and backward per iteration; the bounded PGD one per step and budget plus a forward per
+    budget; every attacked input and the unattacked one are scored by a forward."""
+    fb, fw = net["train"], net["forward"]
+    total = fw  # the unattacked restoration
+    if "dag" in rb["attacks"]:
+        total += rb["dag"]["iterations"] * fb + fw
+    if "bounded" in rb["attacks"]:
+        b = rb["bounded"]
+        total += fw + len(b["budgets"]) * (b["steps"] * fb + 2 * fw)
+    return total
+
+
 def jobs(cfg: dict) -> list[Job]:
     """Every GPU job of the preset ``cfg`` (limits and hours unset: see ``plan``)."""
     d, hidden = math.prod(IMAGE_SHAPE), cfg["attack"]["target"]["hidden"]
@@ -128,11 +142,9 @@ def jobs(cfg: dict) -> list[Job]:
     out.append(Job("evaluate_match", "", len(methods.names(rc)), match, "cpu"))
     rb = cfg.get("robustness") or {}
     if rb.get("enabled"):
-        budgets = sum(1 for b in rb["budgets"] if b > 0)
         for r in methods.trained(rc):
-            nfe = restorer[r].robustness_evaluations(rb)
-            out.append(Job("robustness_run", r, 1, 2 * rb["images"] * budgets * rb["steps"] * nfe * per_image[r]["train"], "fp32",
-                           conv=True))
+            f = 2 * rb["images"] * restorer[r].robustness_evaluations(rb) * attack_passes(rb, per_image[r])
+            out.append(Job("robustness_run", r, 1, f, "fp32", conv=True))
     # CPU jobs (bookkeeping, classical denoisers, matching): counted, not timed on a GPU
     classical = [r for r, k in restorer.items() if not k.on_gpu]
     sharded = [r for r in methods.restorers(rc) if restorer_shards(ev, r) > 1]

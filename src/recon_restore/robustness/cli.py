@@ -39,10 +39,12 @@ def register(sub) -> None:
     p.add_argument("--heldout", required=True, help="held-out images (clean references of the synthetic corruptions)")
     p.add_argument("--manifest", required=True, help="dataset manifest (training pairs of the restorers trained on reconstructions)")
     p.add_argument("--out", required=True, help="per-image CSV")
+    p.add_argument("--noise-out", required=True, help="JSON: histograms of the noise and of paper 004's adversarial noise")
     p.set_defaults(func=run_cmd)
     p = g.add_parser("report", help="table (CSV, Markdown) and PSNR-ratio histograms of every attacked restorer")
     common(p)
     p.add_argument("--inputs", nargs="+", required=True, help="per-image CSVs (robustness run --out)")
+    p.add_argument("--noise", nargs="+", required=True, help="noise histograms (robustness run --noise-out), one per CSV")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=report_cmd)
 
@@ -55,12 +57,14 @@ def run_cmd(args) -> None:
     from ..evaluate.plain import read_plain
     from .. import methods
     from .inputs import plain_inputs, training_inputs
-    from .study import attack_table
+    from ..io import write_json
+    from .study import NOISE_EDGES, attack_table
 
     prm = setup(args)
     dev = get_device(args, prm)
     cfg = prm.section("robustness")
     out = check_writable(args.out, args.overwrite)
+    noise_out = check_writable(args.noise_out, args.overwrite)
     restorer = methods.restorer(args.method, prm.section("restorers"))
     restorer.load(dev, args.checkpoint)
     f = restorer.differentiable(restorer.model, prm.seed, cfg)
@@ -70,40 +74,51 @@ def run_cmd(args) -> None:
     inputs = {"plain": plain_inputs(plain, m.assigned, m.ssim, tgt["images"].double() / 255, cfg["images"]),
               "training": training_inputs(restorer, cfg["images"], prm.seed, read_image_set(args.heldout).images,
                                           load_manifest(args.manifest)[1])}
-    tables = []
+    tables, noise = [], {}
     for name, (x, ref) in inputs.items():
-        t = attack_table(f, x.to(dev), ref.to(dev), [b / 255 for b in cfg["budgets"]], cfg["steps"], cfg["step_frac"])
-        t["budget"] = t["budget"].map({b / 255: b for b in cfg["budgets"]})  # reported in units of 1/255
+        t, noise[name] = attack_table(f, x.to(dev), ref.to(dev), cfg)
         t.insert(0, "input", name)
         t.insert(0, "method", args.method)
         tables.append(t)
-        base, top = t[t.budget == 0].psnr.mean(), t[t.budget == max(cfg["budgets"])].psnr.mean()
-        log.info("%s on %s (%d images): PSNR %.2f dB unattacked, %.2f dB at budget %g/255", args.method, name, len(x), base, top,
-                 max(cfg["budgets"]))
+        log.info("%s on %s (%d images): PSNR %s", args.method, name, len(x),
+                 ", ".join(f"{a} {g.psnr.mean():.2f} dB" for a, g in t.groupby(["attack", "budget"], dropna=False, sort=False)))
+    write_json(noise_out, {"method": args.method, "edges": NOISE_EDGES.tolist(), **noise}, overwrite=True)
     with atomic_path(out, overwrite=True) as tmp:
         pd.concat(tables).to_csv(tmp, index=False)
 
 
 def report_cmd(args) -> None:
     from ..io import write_json
-    from .study import histogram_figure, psnr_ratios, summarise, to_markdown
+    import json
+
+    from .study import figures, summarise, to_markdown
 
     prm = setup(args)
     cfg = prm.section("robustness")
-    frames = []
-    for p in args.inputs:
-        if not Path(p).is_file():
-            raise UserError(f"{p}: robustness table does not exist")
-        frames.append(pd.read_csv(p))
+    if len(args.noise) != len(args.inputs):
+        raise UserError(f"--noise: {len(args.noise)} histogram files for {len(args.inputs)} tables; expected one per table")
+    frames, noise = [], {}
+    for p, q in zip(args.inputs, args.noise):
+        for path in (p, q):
+            if not Path(path).is_file():
+                raise UserError(f"{path}: robustness output does not exist (robustness run)")
+        t = pd.read_csv(p)
+        if "attack" not in t.columns:
+            raise UserError(f"{p}: no 'attack' column; a robustness table from an older version: rerun robustness run")
+        frames.append(t)
+        h = json.loads(Path(q).read_text())
+        noise[h["method"]] = h
     per_image = pd.concat(frames)
     summ = summarise(per_image)
-    ratios = psnr_ratios(per_image, cfg["default_budget"])
     d = Path(args.out_dir)
     for name, text in (("robustness.csv", summ.to_csv(index=False)), ("robustness.md", to_markdown(summ, label))):
         with atomic_path(d / name, overwrite=True) as tmp:
             Path(tmp).write_text(text)
-    histogram_figure(ratios, cfg["default_budget"], label, d / "robustness_psnr_ratio.png")
-    at = summ[np.isclose(summ.budget, cfg["default_budget"])]
-    write_json(d / "robustness.json", {f"{r.method}/{r.input}": {"psnr_drop": round(float(r.psnr_drop), 4),
-                                                                "ssim_drop": round(float(r.ssim_drop), 4)}
-                                       for r in at.itertuples()}, overwrite=True)
+    bounded = cfg["bounded"]["default_budget"] if "bounded" in cfg["attacks"] else None
+    figures(per_image, noise, bounded, label, d)
+    keep = summ[(summ.attack == "dag") | ((summ.attack == "bounded") & np.isclose(summ.budget.fillna(-1), bounded or -2))]
+    write_json(d / "robustness.json", {f"{r.method}/{r.input}/{r.attack}": {"psnr_drop": round(float(r.psnr_drop), 4),
+                                                                           "ssim_drop": round(float(r.ssim_drop), 4),
+                                                                           "psnr_ratio": round(float(r.ratio_mean), 4),
+                                                                           "hurt_share": round(float(r.hurt_share), 4)}
+                                       for r in keep.itertuples()}, overwrite=True)
