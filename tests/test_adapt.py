@@ -23,7 +23,7 @@ def test_losses_by_hand():
     assert generator_loss(y, y, zero, 1e-3).item() == pytest.approx(1e-3 * math.log(2))  # fidelity 0 + lambda (-log 1/2)
     big = torch.full((4,), 30.0)
     assert discriminator_loss(big, -big).item() == pytest.approx(0.0, abs=1e-9)  # a perfect discriminator
-    assert generator_loss(y + 0.1, y, big, 1.0).item() == pytest.approx(0.01, rel=1e-5)
+    assert generator_loss(y + 0.1, y, big, 1.0).item() == pytest.approx(3 * 0.01, rel=1e-5)  # eq. 2: 1/(WH), summed over C = 3
     assert Discriminator(8)(torch.rand(5, 3, 32, 32)).shape == (5,)
 
 

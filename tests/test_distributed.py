@@ -97,6 +97,26 @@ def test_two_gloo_processes_train_the_weights_of_one(shards, tmp_path, tiny_doc,
     assert np.allclose(ha["loss"], hb["loss"], rtol=1e-9)  # the logged loss is the global batch's
 
 
+def test_the_masked_loss_of_two_gloo_processes_is_the_loss_of_one(shards, tmp_path, tiny_doc):
+    """Bernoulli noise's masked loss (N2N) under data parallelism: the processes' rows have
+    different valid-pixel counts, and each process dividing by its own count would weight
+    them unequally; with the global count the weights equal one process's (fp64)."""
+    from recon_restore.data.store import ImageSet, write_image_set
+
+    rng = np.random.default_rng(0)
+    pool = tmp_path / "pool.h5"
+    write_image_set(pool, ImageSet(rng.integers(0, 256, (24, 3, 32, 32), dtype=np.uint8), np.repeat([-1, 1], 12),
+                                   np.arange(24)), {})
+    out = {}
+    for g in (1, 2):
+        out[g] = tmp_path / f"b-{g}.pt"
+        assert run("restorers", "train", "--params", _params(tmp_path, tiny_doc, g), "--method", "n2n_bernoulli_l2",
+                   "--pool", pool, "--out", out[g], "--history", tmp_path / f"hb-{g}.csv") == 0
+    a, b = (torch.load(out[g], weights_only=True)["state_dict"] for g in (1, 2))
+    for k, v in a.items():
+        assert torch.allclose(v, b[k], rtol=1e-9, atol=1e-11), k
+
+
 def test_split_changes_nothing_but_the_batch_statistics_would(shards, tmp_path, tiny_doc, monkeypatch):
     """Without the cross-process reduction of the batch statistics, BF-DnCNN's weights would
     differ: the equality above is a real check of it."""

@@ -75,8 +75,10 @@ def check_adaptation_images(adaptation: np.ndarray, evaluated: np.ndarray, pool:
 
 
 def fidelity(g_out: torch.Tensor, surrogate: torch.Tensor) -> torch.Tensor:
-    """Paper 001, eq. 2: mean squared error to the surrogate target G0(Y)."""
-    return F.mse_loss(g_out, surrogate)
+    """Paper 001, eq. 2: 1/(WH) ||G(Y) - G0(Y)||^2, the squared error summed over the colour
+    channels and averaged over the W x H pixels (and over the batch): C times the mean over
+    every value, so that lambda weighs the adversarial term as the paper's does."""
+    return F.mse_loss(g_out, surrogate) * g_out.shape[1]
 
 
 def generator_loss(g_out: torch.Tensor, surrogate: torch.Tensor, d_logit: torch.Tensor, weight: float) -> torch.Tensor:

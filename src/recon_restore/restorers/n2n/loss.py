@@ -22,8 +22,10 @@ def l0_gamma(step: int, steps: int) -> float:
 
 
 def n2n_loss(pred: torch.Tensor, target: torch.Tensor, loss: str, valid: torch.Tensor | None = None,
-             gamma: float = 2.0) -> torch.Tensor:
-    """Mean over the valid pixels of the per-pixel loss (``gamma``: the L0 exponent)."""
+             gamma: float = 2.0, valid_total: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over the valid pixels of the per-pixel loss (``gamma``: the L0 exponent).
+    ``valid_total``: the denominator when the valid pixels are counted elsewhere (data-parallel
+    training: the global batch's count; default: this batch's)."""
     d = (pred - target).abs()
     if loss == "l2":
         e = d * d
@@ -36,4 +38,4 @@ def n2n_loss(pred: torch.Tensor, target: torch.Tensor, loss: str, valid: torch.T
     if valid is None:
         return e.mean()
     v = valid.expand_as(e)
-    return (e * v).sum() / v.sum().clamp_min(1.0)
+    return (e * v).sum() / (v.sum() if valid_total is None else valid_total).clamp_min(1.0)

@@ -70,7 +70,7 @@ class N2N(Network):
                 raise UserError(f"{pool}: {e}") from None
 
         def loss_fn(m, b, g, step):
-            return n2n_loss(m(b.recon), b.target, v.loss, b.valid, l0_gamma(step, steps))
+            return n2n_loss(m(b.recon), b.target, v.loss, b.valid, l0_gamma(step, steps), valid_total(b))
 
         return Recipe(self.network_kind, self.network(), loss_fn, stream, reads)
 
@@ -86,6 +86,21 @@ class N2N(Network):
             c[k] = sum(c[k]) / 2
         noisy, _ = corrupt(clean, v.corruption, c, torch_generator(seed, "robustness-corrupt", self.name))
         return noisy
+
+
+def valid_total(b) -> torch.Tensor | None:
+    """The masked loss's denominator for this process's rows: the valid-pixel count of the
+    whole global batch, scaled to the process's share of it (``b.part = (lo, hi, n)``). The
+    training loop scales each process's loss by its share and DistributedDataParallel averages,
+    so every process dividing by its own count would weight the processes' pixels unequally;
+    with this denominator G processes give the gradient of one process on the global batch."""
+    from .. import distributed
+
+    if b.valid is None:
+        return None
+    lo, hi, n = getattr(b, "part", None) or (0, len(b.valid), len(b.valid))
+    count = b.valid.expand(-1, b.target.shape[1], -1, -1).sum().detach()
+    return distributed.total(count) * (hi - lo) / n
 
 
 RESTORER = N2N
