@@ -99,3 +99,21 @@ def test_perona_malik_honours_channel_axis():
     assert not np.allclose(last, x)  # it smooths
     gray = perona_malik(x[..., 0], kappa=1.0, noise=0.05, channel_axis=None)
     assert gray.shape == (16, 16)
+
+
+def test_tikhonov_is_the_exact_minimiser_of_its_energy():
+    """Paper 003's Tikhonov regularisation: the DCT solution equals a direct solve of the
+    normal equations (I - lambda Laplacian) u = y with zero-flux borders, on a small image;
+    lambda = 0 returns the input."""
+    rng = np.random.default_rng(0)
+    y = rng.random((6, 5, 3))
+    lam = 0.7
+    h, w = y.shape[:2]
+    d = lambda n: np.diff(np.eye(n), axis=0)  # noqa: E731  forward differences (n - 1, n): zero flux past the border
+    lap = np.kron(d(h).T @ d(h), np.eye(w)) + np.kron(np.eye(h), d(w).T @ d(w))  # -Laplacian on the (h, w) grid, row-major
+    direct = np.stack([np.linalg.solve(np.eye(h * w) + lam * lap, y[..., c].ravel()).reshape(h, w) for c in range(3)], -1)
+    assert np.allclose(classical.tikhonov(y, weight=lam, noise=0.0), direct, atol=1e-12)
+    assert np.allclose(classical.tikhonov(y, weight=0.0, noise=0.0), y, atol=1e-12)
+    chw = np.moveaxis(y, -1, 0)
+    assert np.allclose(classical.tikhonov(chw, weight=lam, noise=0.0, channel_axis=0), np.moveaxis(direct, -1, 0), atol=1e-12)
+    assert "tikhonov" in methods.NAMES and methods.entry("tikhonov").kind == "classical"

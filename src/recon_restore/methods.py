@@ -37,6 +37,7 @@ CORE: tuple[Method, ...] = (
     Method("plain", "Plain (Haim et al.)", None, figures=frozenset({"fig5"})),
     Method("tv", "TV denoising", "tv", kind="classical", variant="tv"),
     Method("heat", "Heat equation", "heat", kind="classical", variant="heat"),
+    Method("tikhonov", "Tikhonov", "tikhonov", kind="classical", variant="tikhonov"),
     Method("perona_malik", "Perona-Malik", "perona_malik", kind="classical", variant="perona_malik"),
     Method("nlmeans", "Non-local means", "nlmeans", kind="classical", variant="nlmeans"),
     Method("wavelet", "Wavelet (BayesShrink)", "wavelet", kind="classical", variant="wavelet"),
