@@ -128,7 +128,7 @@ def test_split_changes_nothing_but_the_batch_statistics_would(shards, tmp_path, 
     assert run("restorers", "train", "--params", _params(tmp_path, tiny_doc, 1), *common, "--out", tmp_path / "one.pt") == 0
     # one process, but the batch statistics of the first 3 rows only (as an unsynchronised rank 0 would see)
     orig = distributed.batch_variance
-    monkeypatch.setattr("recon_restore.restorers.bfdncnn.batch_variance", lambda xc: orig(xc[:, : xc.shape[1] // 2]))
+    monkeypatch.setattr("recon_restore.restorers.bfdncnn.batch_variance", lambda x: orig(x[: x.shape[0] // 2]))
     assert run("restorers", "train", "--params", _params(tmp_path, tiny_doc, 1), *common, "--out", tmp_path / "local.pt") == 0
     a = torch.load(tmp_path / "one.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "local.pt", weights_only=True)["state_dict"]

@@ -197,6 +197,9 @@ def _check_cross_fields(cfg: dict, where: str, source: str) -> None:
         fail("robustness.bounded.budgets", f"{rb['budgets']} must be increasing, without repeats")
     if rb["default_budget"] not in rb["budgets"]:
         fail("robustness.bounded.default_budget", f"{rb['default_budget']} is not one of the budgets {rb['budgets']}")
+    for name, c in cfg["restorers"].items():
+        if isinstance(c, dict) and "block" in c and c["stride"] % c["block"]:
+            fail(f"restorers.{name}.block", f"{c['block']}: the stride ({c['stride']}) must be a multiple of it")
     for kind, c in cfg["restorers"]["n2n"]["corruptions"].items():
         for k, v in c.items():
             if isinstance(v, list) and v[0] > v[1]:

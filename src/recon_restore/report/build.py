@@ -45,6 +45,7 @@ class ReportInputs:
     abort_criterion: str
     coverage: tuple[str, str] | None = None
     skipped: dict[str, str] = field(default_factory=dict)  # optional methods that could not run: why
+    calibration: dict[str, dict] = field(default_factory=dict)  # classical restorer -> its blind choice (classical.choose)
 
 
 def _write_text(path: Path, text: str, overwrite: bool) -> None:
@@ -95,7 +96,8 @@ def build(inp: ReportInputs, cfg: dict, seed: int, preset: str, out: Path, overw
         summ.loc[summ.method == m, "spread_auroc"] = h["auroc"]
     _write_csv(out / "tables" / "per_image.csv", per_img, overwrite)
     _write_csv(out / "tables" / "summary.csv", summ, overwrite)
-    _write_text(out / "tables" / "summary.md", tables.to_markdown(summ, thr, variant, rule, k, inp.skipped), overwrite)
+    _write_text(out / "tables" / "summary.md", tables.to_markdown(summ, thr, variant, rule, k, inp.skipped, inp.calibration),
+                overwrite)
     _write_text(out / "tables" / "summary.tex", tables.to_latex(summ, thr, variant, rule, k), overwrite)
     names = list(matches)
     cs, ch = tables.sorted_curves(per_img, names, "ssim"), tables.sorted_curves(per_img, names, "haarpsi")
@@ -111,6 +113,8 @@ def build(inp: ReportInputs, cfg: dict, seed: int, preset: str, out: Path, overw
                                   for c, v in r.items() if c not in ("method", "name") and pd.notna(v)}
                     for r in summ.to_dict("records")},
         "skipped": inp.skipped,
+        "calibration": {m: {"param": c["param"], "value": c["kwargs"][c["param"]], "grid": sorted(float(v) for v in c["losses"]),
+                            "position": c["position"], "masks": c.get("masks")} for m, c in inp.calibration.items()},
         "provenance": provenance(cfg, seed, preset=preset),
     }
     figdir = out / "figures"

@@ -27,18 +27,25 @@ def register(sub) -> None:
     p.set_defaults(func=build_cmd)
 
 
-def _read_restored(paths: list[str], plain) -> tuple[dict, dict]:
-    """Every method's restorations, and the per-reconstruction spread (``<restorer>_std``) of
-    the restorers that draw samples."""
-    images, spread = {"plain": plain}, {}
+def _read_restored(paths: list[str], plain) -> tuple[dict, dict, dict]:
+    """Every method's restorations, the per-reconstruction spread (``<restorer>_std``) of
+    the restorers that draw samples, and the classical restorers' calibrated choices."""
+    import json
+
+    images, spread, calibration = {"plain": plain}, {}, {}
     for p in paths:
         with open_h5(p, "restored reconstructions") as f:
+            chosen = json.loads(f.attrs.get("chosen", "null") or "null")
+            if isinstance(chosen, str):
+                chosen = json.loads(chosen)
+            if chosen and chosen.get("position"):
+                calibration[Path(p).stem] = chosen
             for k in f:
                 if f[k].ndim == 4:
                     images[k] = f[k][()]
                 elif f[k].ndim == 1 and k.endswith("_std"):
                     spread[k.removesuffix("_std")] = f[k][()]
-    return images, spread
+    return images, spread, calibration
 
 
 def build_cmd(args) -> None:
@@ -56,9 +63,9 @@ def build_cmd(args) -> None:
     if "plain" not in matches:
         raise UserError("report build: the match file of the plain reconstructions is required")
     plain, runs, criterion = read_plain_summary(args.plain)
-    restored, spread = _read_restored(args.restored, plain)
+    restored, spread, calibration = _read_restored(args.restored, plain)
     tgt = load_target(args.target)
     inp = ReportInputs({m: matches[m] for m in order(matches)}, restored, spread, tgt["images"].numpy(), tgt["ids"].numpy(),
                        tgt["labels"].numpy(), runs, criterion, tuple(args.coverage) if args.coverage else None,
-                       {m: skipped[m] for m in order(skipped)})
+                       {m: skipped[m] for m in order(skipped)}, {m: calibration[m] for m in order(calibration)})
     build(inp, prm.cfg, prm.seed, prm.preset, Path(args.out_dir), args.overwrite)

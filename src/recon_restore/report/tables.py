@@ -53,7 +53,7 @@ def _null_cell(r) -> tuple[str, str]:
 
 
 def to_markdown(df: pd.DataFrame, threshold: float, variant: str, assignment: str, galleries: int,
-                skipped: dict[str, str] | None = None) -> str:
+                skipped: dict[str, str] | None = None, calibration: dict[str, dict] | None = None) -> str:
     head = (f"| Method | Good (SSIM > {threshold}) | 95% interval | Null: mean (range) | Excess | Good, max over all | "
             "Matched | Mean SSIM | Mean HaarPSI | Mean PSNR |")
     lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -67,6 +67,13 @@ def to_markdown(df: pd.DataFrame, threshold: float, variant: str, assignment: st
               "the same distribution (chance level); excess = good - mean null. Interval: 95% bootstrap over runs. "
               "'Max over all' is the looser rule without assignment, for comparison. Means are over matched images."]
     lines += [f"\nNot evaluated: {display(m)}: {why}." for m, why in (skipped or {}).items()]
+    cal = calibration or {}
+    if cal:
+        lines += ["", "Blind calibration (J-invariance on the reconstructions): " + "; ".join(
+            f"{display(m)} {c['param']} {c['kwargs'][c['param']]:g} of {', '.join(f'{float(v):g}' for v in sorted(c['losses']))}"
+            for m, c in cal.items()) + "."]
+        lines += [f"\n**Warning:** {display(m)}'s calibrated {c['param']} is on the {c['position']} of its grid: "
+                  "the best value may lie outside it; extend the grid." for m, c in cal.items() if c["position"] != "inside"]
     return "\n".join(lines) + "\n"
 
 

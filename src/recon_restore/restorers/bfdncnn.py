@@ -30,12 +30,12 @@ class BiasFreeBatchNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
-            var = batch_variance(x.transpose(0, 1).flatten(1))  # over all processes when data parallel
+            var = batch_variance(x)  # over all processes when data parallel
             with torch.no_grad():
                 self.running_var.mul_(1 - self.momentum).add_(self.momentum * var.detach())
         else:
             var = self.running_var
-        return x / (var.sqrt() + self.eps).view(1, -1, 1, 1) * self.gamma.view(1, -1, 1, 1)
+        return x * (self.gamma / (var.sqrt() + self.eps)).view(1, -1, 1, 1)  # one pass over x
 
 
 class BFDnCNN(nn.Module):

@@ -22,6 +22,16 @@ weight and the heat equation's sigma are chosen from a grid by J-invariant calib
 (Batson and Royer 2019, Noise2Self): the self-supervised loss of the J-invariant version of
 the denoiser, summed over a seeded subset of the reconstructions themselves. A single
 number in params fixes the parameter instead of calibrating it.
+
+J-invariance needs noise independent across the partition's sets. The reconstructions'
+noise is spatially correlated, so single-pixel masks (``block: 1``, scikit-image's
+``denoise_invariant`` with ``stride``) let the denoiser see a masked pixel's noise in its
+neighbours and reward too little smoothing. ``block: b`` masks b x b blocks on a grid of
+period ``stride`` (a multiple of b; (stride / b)^2 masks cover every pixel once), infilled
+by a normalised Gaussian average of the unmasked pixels (sigma b), and scores the denoiser
+on the masked pixels only (choice: block masks, as for correlated noise in Noise2Self's
+section 5). The chosen value's place in its grid is recorded (``position``): a choice on an
+edge means the grid should be extended, and the report says so.
 """
 
 from __future__ import annotations
@@ -114,7 +124,7 @@ DENOISERS: dict[str, Denoiser] = {
     "wavelet": Denoiser(wavelet, None),
     "bm3d": Denoiser(bm3d, None),
 }
-SETTINGS = ("calibrate_images", "stride")  # params keys of the calibration, not of the denoiser
+SETTINGS = ("calibrate_images", "stride", "block")  # params keys of the calibration, not of the denoiser
 
 
 def noise_estimate(img: np.ndarray) -> float:
@@ -135,6 +145,47 @@ def invariant_loss(images: np.ndarray, noise: np.ndarray, name: str, kwargs: dic
     ]))
 
 
+def block_masks(h: int, w: int, block: int, stride: int) -> list[np.ndarray]:
+    """(stride / block)^2 boolean (h, w) masks of block x block squares repeating every
+    ``stride`` pixels; together they cover every pixel exactly once."""
+    if stride % block:
+        raise ValueError(f"stride {stride} is not a multiple of block {block}")
+    y, x = np.arange(h)[:, None], np.arange(w)[None, :]
+    return [((y - i) % stride < block) & ((x - j) % stride < block) for i in range(0, stride, block) for j in range(0, stride, block)]
+
+
+def infill(img: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
+    """(H, W, C) image with the masked pixels replaced by a Gaussian-weighted average of the
+    unmasked ones (normalised convolution); unmasked pixels unchanged."""
+    from scipy.ndimage import gaussian_filter
+
+    keep = (~mask).astype(img.dtype)
+    num = gaussian_filter(img * keep[..., None], sigma=(sigma, sigma, 0), mode="reflect")
+    den = gaussian_filter(keep, sigma=sigma, mode="reflect")[..., None]
+    return np.where(mask[..., None], num / np.maximum(den, 1e-12), img)
+
+
+def block_invariant_loss(images: np.ndarray, noise: np.ndarray, name: str, kwargs: dict, block: int, stride: int) -> float:
+    """Mean ||f_J(x) - x||^2 over (n, H, W, C) images, J the block masks: each masked pixel
+    is predicted from the image with its block infilled, never from its own block's noise."""
+    fn = DENOISERS[name].fn
+    total = 0.0
+    for x, s in zip(images, noise):
+        out = np.empty_like(x)
+        for m in block_masks(x.shape[0], x.shape[1], block, stride):
+            out[m] = fn(infill(x, m, float(block)), noise=float(s), channel_axis=-1, **kwargs)[m]
+        total += float(np.mean((out - x) ** 2))
+    return total / max(len(images), 1)
+
+
+def grid_position(grid: list[float], value: float) -> str:
+    """Where a calibrated value sits in its grid: ``inside``, ``low edge`` or ``high edge``."""
+    g = sorted(float(v) for v in grid)
+    if len(g) > 2 and g[0] < value < g[-1]:
+        return "inside"
+    return "low edge" if value <= g[0] else "high edge"
+
+
 def choose(images: np.ndarray, noise: np.ndarray, name: str, cfg: dict, seed: int) -> dict:
     """The denoiser's keyword arguments, chosen from the noisy images alone, and how.
 
@@ -147,10 +198,16 @@ def choose(images: np.ndarray, noise: np.ndarray, name: str, cfg: dict, seed: in
         return {"kwargs": dict(fixed, **({d.param: cfg[d.param]} if d.param else {})), "losses": {}}
     rng = np.random.default_rng(seed)
     sub = rng.choice(len(images), size=min(cfg["calibrate_images"], len(images)), replace=False)
-    losses = {float(v): invariant_loss(images[sub], noise[sub], name, dict(fixed, **{d.param: v}), cfg["stride"])
-              for v in cfg[d.param]}
+    block = cfg.get("block", 1)
+    if block > 1:
+        losses = {float(v): block_invariant_loss(images[sub], noise[sub], name, dict(fixed, **{d.param: v}), block, cfg["stride"])
+                  for v in cfg[d.param]}
+    else:
+        losses = {float(v): invariant_loss(images[sub], noise[sub], name, dict(fixed, **{d.param: v}), cfg["stride"])
+                  for v in cfg[d.param]}
     best = min(losses, key=losses.get)
-    return {"kwargs": dict(fixed, **{d.param: best}), "losses": losses}
+    return {"kwargs": dict(fixed, **{d.param: best}), "losses": losses, "param": d.param, "masks": f"block {block}, stride {cfg['stride']}",
+            "position": grid_position(cfg[d.param], best)}
 
 
 def restore_classical(images: torch.Tensor, name: str, cfg: dict, seed: int) -> tuple[torch.Tensor, dict]:
@@ -164,6 +221,12 @@ def restore_classical(images: torch.Tensor, name: str, cfg: dict, seed: int) -> 
     fn = DENOISERS[name].fn
     out = np.stack([fn(x, noise=float(s), channel_axis=-1, **chosen["kwargs"]) for x, s in zip(arr, noise)])
     chosen["noise_median"] = float(np.median(noise))
+    if chosen.get("position", "inside") != "inside":
+        import logging
+
+        logging.getLogger(__name__).warning("%s: the calibrated %s %s is on the %s of its grid %s; extend the grid",
+                                            name, chosen["param"], chosen["kwargs"][chosen["param"]], chosen["position"],
+                                            sorted(cfg[chosen["param"]]))
     return torch.from_numpy(out.transpose(0, 3, 1, 2)).to(images.dtype).clamp(0, 1), chosen
 
 

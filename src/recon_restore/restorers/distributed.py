@@ -92,13 +92,16 @@ def total(x: torch.Tensor) -> torch.Tensor:
     return y
 
 
-def batch_variance(xc: torch.Tensor) -> torch.Tensor:
-    """Unbiased per-row variance of ``xc`` (C, n) over the global batch: the rows' values on all
-    processes together (two passes: mean, then squared deviations), differentiable."""
+def batch_variance(x: torch.Tensor) -> torch.Tensor:
+    """Unbiased per-channel variance of ``x`` (N, C, H, W) over the global batch: the values on
+    all processes together (two passes: mean, then squared deviations), differentiable. One
+    process reduces over (N, H, W) in place (no transposed copy: a quarter of BF-DnCNN's
+    training step on a CPU went to that copy)."""
     if current().world == 1:
-        return xc.var(dim=1, unbiased=True)
+        return x.var(dim=(0, 2, 3), unbiased=True)
     from torch.distributed.nn.functional import all_reduce
 
+    xc = x.transpose(0, 1).flatten(1)
     n = total(torch.tensor(float(xc.shape[1]), device=xc.device, dtype=xc.dtype))
     mean = all_reduce(xc.sum(1)) / n
     return all_reduce(((xc - mean[:, None]) ** 2).sum(1)) / (n - 1)
