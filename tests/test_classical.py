@@ -158,3 +158,17 @@ def test_block_masks_calibrate_correlated_noise_closer_to_the_oracle_than_pixel_
     block = {v: classical.block_invariant_loss(noisy, est, "heat", {"sigma": v}, 4, 8) for v in grid}
     best = {k: min(d, key=d.get) for k, d in (("oracle", err), ("pixel", pixel), ("block", block))}
     assert best["pixel"] < best["block"] and abs(np.log(best["block"] / best["oracle"])) < abs(np.log(best["pixel"] / best["oracle"])), best
+
+
+def test_the_summary_lists_each_calibrated_choice_and_warns_when_it_sits_on_an_edge():
+    import pandas as pd
+
+    from recon_restore.report.tables import to_markdown
+
+    row = dict(name="Plain", good=3, images=10, good_lo=2, good_hi=4, null_mean=0.2, null_min=0, null_max=1, excess=2.8,
+               good_none=3, matched=5, mean_ssim=0.4, mean_haarpsi=0.4, mean_psnr=17.0)
+    cal = {"tv": {"param": "weight", "kwargs": {"weight": 0.1}, "losses": {"0.4": 2, "0.05": 1, "0.1": 0.5}, "position": "inside"},
+           "heat": {"param": "sigma", "kwargs": {"sigma": 2.4}, "losses": {"0.4": 2, "2.4": 1}, "position": "high edge"}}
+    md = to_markdown(pd.DataFrame([row]), 0.4, "haim", "ssim", 5, {}, cal)
+    assert "TV denoising weight 0.1 of 0.05, 0.1, 0.4" in md
+    assert "Heat equation's calibrated sigma is on the high edge" in md and "TV denoising's calibrated" not in md

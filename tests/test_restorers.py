@@ -165,3 +165,43 @@ def test_user_inputs_are_validated(tmp_path):
         read_user_images(tmp_path / "empty")
     with pytest.raises(UserError, match="unsupported input"):
         read_user_images(tmp_path / "x.txt")
+
+
+def test_plug_and_play_splits_between_the_reconstruction_and_the_prior():
+    """Half-quadratic splitting (paper 003): with mu -> 0 it is one pass of the denoiser on y,
+    with a large mu the denoiser applied ``iterations`` times; in between, the data step's
+    exact average; and it runs the trained BF-DnCNN's checkpoint (Method.prior)."""
+    from recon_restore import methods
+    from recon_restore.restorers.pnp import pnp_hqs
+
+    y = torch.rand(2, 3, 8, 8, dtype=torch.float64)
+    d = lambda v: 0.5 * v + 0.1  # noqa: E731  a contraction with a fixed point 0.2
+    assert torch.allclose(pnp_hqs(d, y, 1e-12, 5), d(y))
+    assert torch.allclose(pnp_hqs(d, y, 1e12, 3), d(d(d(y))))
+    z1 = d(y)
+    assert torch.allclose(pnp_hqs(d, y, 2.0, 2), d((y + 2.0 * z1) / 3.0))
+    assert methods.checkpoint_of("pnp") == "bfdncnn" and methods.checkpoint_of("bfdncnn") == "bfdncnn"
+    assert methods.checkpoint_of("tv") is None and "pnp" not in methods.TRAINED
+
+
+def test_the_conditioning_scaling_is_c_in_or_nothing():
+    """cond_scaling c_in multiplies the conditioning image by c_in = 1 / sqrt(sigma^2 + s_d^2):
+    the same network agrees with the unscaled one exactly where c_in = 1, and not elsewhere."""
+    from recon_restore.restorers.edm import EDMPrecond
+
+    net = dict(in_channels=6, out_channels=3, resolution=8, model_channels=8, channel_mult=[1], num_blocks=1,
+               attn_resolutions=[], dropout=0.0, augment_dim=0, channel_mult_emb=2, channel_mult_noise=1)
+    torch.manual_seed(0)
+    a = EDMPrecond(net).double().eval()
+    b = EDMPrecond(net, cond_scaling="c_in").double().eval()
+    b.load_state_dict(a.state_dict())
+    with torch.no_grad():
+        for p in a.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        b.load_state_dict(a.state_dict())
+        x, c = torch.randn(2, 3, 8, 8, dtype=torch.float64), torch.rand(2, 3, 8, 8, dtype=torch.float64) * 2 - 1
+        one = torch.tensor(0.75, dtype=torch.float64).sqrt()  # c_in = 1 here
+        assert torch.allclose(a(x, one, c), b(x, one, c), atol=1e-12)
+        assert not torch.allclose(a(x, torch.tensor(5.0, dtype=torch.float64), c), b(x, torch.tensor(5.0, dtype=torch.float64), c))
+    with pytest.raises(ValueError, match="cond_scaling"):
+        EDMPrecond(net, cond_scaling="half")

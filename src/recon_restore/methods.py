@@ -31,6 +31,7 @@ class Method:
     variant: str | None = None  # what the kind makes of it (a classical denoiser, a Restormer setting)
     output: str = "restored"  # which of the restorer's outputs this method is (diffusion: single | averaged)
     figures: frozenset = frozenset()  # paper figures that show it beside plain: fig3 (the headline), fig4, fig5
+    prior: str | None = None  # a trained restorer whose checkpoint this one runs (plug-and-play's denoiser)
 
 
 CORE: tuple[Method, ...] = (
@@ -48,6 +49,7 @@ CORE: tuple[Method, ...] = (
            variant="gaussian_blind"),
     Method("restormer_deraining", "Restormer (deraining)", "restormer_deraining", weights=True, kind="restormer", variant="deraining"),
     Method("bfdncnn", "BF-DnCNN", "bfdncnn", trained=True, kind="bfdncnn"),
+    Method("pnp", "Plug-and-play (BF-DnCNN prior)", "pnp", kind="pnp", prior="bfdncnn"),
     Method("edm_single", "Ours single", "edm", trained=True, kind="edm.restorer", output="single", figures=frozenset({"fig4", "fig5"})),
     Method("edm_averaged", "Ours averaged", "edm", trained=True, kind="edm.restorer", output="averaged",
            figures=frozenset({"fig3", "fig4", "fig5"})),
@@ -187,6 +189,13 @@ def entry(restorer: str) -> Method:
         if m.restorer == restorer:
             return m
     raise KeyError(f"unknown restorer {restorer!r}; expected one of {', '.join(RESTORERS)}")
+
+
+def checkpoint_of(restorer: str) -> str | None:
+    """The trained restorer whose checkpoint ``restorer`` loads: itself if trained, its prior
+    (plug-and-play), or None (no checkpoint)."""
+    m = entry(restorer)
+    return restorer if m.trained else m.prior
 
 
 def kind_module(restorer: str) -> str:

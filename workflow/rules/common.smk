@@ -99,8 +99,8 @@ def trained_checkpoint(restorer):
 
 
 def restore_checkpoint(wildcards):
-    r = wildcards.restorer
-    return [trained_checkpoint(r)] if r in TRAINED else []
+    r = methods.checkpoint_of(wildcards.restorer)
+    return [trained_checkpoint(r)] if r else []
 
 
 def restore_weights(wildcards):

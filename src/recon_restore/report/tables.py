@@ -70,7 +70,7 @@ def to_markdown(df: pd.DataFrame, threshold: float, variant: str, assignment: st
     cal = calibration or {}
     if cal:
         lines += ["", "Blind calibration (J-invariance on the reconstructions): " + "; ".join(
-            f"{display(m)} {c['param']} {c['kwargs'][c['param']]:g} of {', '.join(f'{float(v):g}' for v in sorted(c['losses']))}"
+            f"{display(m)} {c['param']} {c['kwargs'][c['param']]:g} of {', '.join(f'{float(v):g}' for v in sorted(c['losses'], key=float))}"
             for m, c in cal.items()) + "."]
         lines += [f"\n**Warning:** {display(m)}'s calibrated {c['param']} is on the {c['position']} of its grid: "
                   "the best value may lie outside it; extend the grid." for m, c in cal.items() if c["position"] != "inside"]

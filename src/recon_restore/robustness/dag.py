@@ -9,12 +9,14 @@ iteration m, with x_m = x_c + r,
     r'_m = gamma / ||r_m||_inf  r_m                        (eq. 13; paper 004: gamma = 0.1)
     r   <- r + r'_m                                        (unbounded)
 
-where T marks the pixels whose 8-bit output still differs from the 8-bit target (DAG's
-active set). An image stops when T is empty or its gradient vanishes. Units: gamma is in
-1/255 per step (paper 004 and Xie et al. work on 0..255 images; our pixels are in [0, 1]).
-The adversarial input is clamped to [0, 1] before the restorer, as in the authors' released
-code. Paper 004 does not state the number of iterations; ``iterations`` is a parameter (the
-authors' released code stops at 20).
+where T marks the pixels whose output is not yet at the target (DAG's active set); an image
+stops when T is empty or its gradient vanishes. Pixels are in [0, 1], as in the authors'
+released code (its final version clamps images to [0, 1]), so gamma = 0.1 moves the largest
+component a tenth of the range per step. Facts taken from that code where the paper is
+silent: a pixel is at the target when the absolute differences over its channels sum to
+less than ``tolerance`` (0.04), the attacked input is clamped to [0, 1] before the restorer
+and r to [-1, 1], and ``iterations`` defaults to its 40. The step is normalised by the
+L-inf norm as the paper's eq. 13 writes it (the code uses the L2 norm).
 """
 
 from __future__ import annotations
@@ -24,29 +26,30 @@ from typing import Callable
 import torch
 
 
-def eight_bit(x: torch.Tensor) -> torch.Tensor:
-    return (x.clamp(0, 1) * 255).round()
+def active(out: torch.Tensor, target: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """T: 1 where a pixel's output is not at the target (channel differences summing to at
+    least ``tolerance``), broadcast over the channels."""
+    return ((out - target).abs().sum(1, keepdim=True) >= tolerance).to(out.dtype).expand_as(out)
 
 
 def dag(f: Callable[[torch.Tensor], torch.Tensor], clean: torch.Tensor, target: torch.Tensor, iterations: int,
-        gamma: float) -> torch.Tensor:
+        gamma: float, tolerance: float = 0.04) -> torch.Tensor:
     """The adversarial perturbation r (same shape as ``clean``); the attacked input is
-    ``(clean + r).clamp(0, 1)``. ``gamma`` in units of 1/255."""
-    if iterations < 0 or gamma <= 0:
-        raise ValueError(f"dag: iterations {iterations} must be >= 0 and gamma {gamma} > 0")
+    ``(clean + r).clamp(0, 1)``. ``gamma``: the L-inf step in pixel units ([0, 1])."""
+    if iterations < 0 or gamma <= 0 or tolerance <= 0:
+        raise ValueError(f"dag: iterations {iterations} must be >= 0, gamma {gamma} and tolerance {tolerance} > 0")
     r = torch.zeros_like(clean)
     direction = target - clean
-    goal = eight_bit(target)
     for _ in range(iterations):
         x = (clean + r).clamp(0, 1).requires_grad_(True)
         out = f(x)
-        active = (eight_bit(out.detach()) != goal).to(out.dtype)
-        (g,) = torch.autograd.grad((active * out * direction).sum(), x)
+        t = active(out.detach().clamp(0, 1), target, tolerance)
+        (g,) = torch.autograd.grad((t * out * direction).sum(), x)
         norm = g.flatten(1).abs().amax(1).view(-1, *[1] * (g.ndim - 1))
         moving = norm > 0
         if not moving.any():
             break
-        r = r + torch.where(moving, gamma / 255 * g / norm.clamp_min(torch.finfo(g.dtype).tiny), torch.zeros_like(g))
+        r = (r + torch.where(moving, gamma * g / norm.clamp_min(torch.finfo(g.dtype).tiny), torch.zeros_like(g))).clamp(-1, 1)
     return r.detach()
 
 

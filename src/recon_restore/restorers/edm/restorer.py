@@ -19,10 +19,11 @@ class Diffusion(Network):
 
     @staticmethod
     def build(config: dict) -> EDMPrecond:
-        return EDMPrecond(config["network"], config.get("sigma_data", 0.5))
+        return EDMPrecond(config["network"], config.get("sigma_data", 0.5), config.get("cond_scaling", "none"))
 
     def network(self) -> dict:
-        return {"network": self.section["network"], "sigma_data": self.section["sigma_data"]}
+        s = self.section
+        return {"network": s["network"], "sigma_data": s["sigma_data"], "cond_scaling": s.get("cond_scaling", "none")}
 
     def restore(self, images, rows, seed, batch, progress=False) -> Restored:
         from ... import methods
