@@ -11,7 +11,7 @@ from recon_restore.robustness.dag import active, attacked, dag
 from recon_restore.robustness.pgd import image_error, pgd
 from recon_restore.robustness.study import attack_table, psnr_ratios, summarise
 
-CFG = {"attacks": ["dag", "bounded"], "dag": {"gamma": 0.02, "iterations": 20, "tolerance": 0.04},
+CFG = {"attacks": ["dag", "bounded"], "dag": {"gamma": 0.02, "iterations": 20, "tolerance": 0.04, "norm": "linf"},
        "bounded": {"budgets": [1.0, 4.0], "default_budget": 4.0, "steps": 5, "step_frac": 2.5}}
 
 
@@ -30,6 +30,8 @@ def test_dag_reaches_its_adversarial_target_on_the_identity_and_stops():
     assert torch.equal(dag(lambda z: z, clean, noisy, iterations=4000, gamma=0.002, tolerance=0.01), r)  # stopped: T is empty
     with pytest.raises(ValueError, match="gamma"):
         dag(lambda z: z, clean, noisy, iterations=1, gamma=0.0)
+    two = dag(lambda z: z, clean, noisy, iterations=1, gamma=0.002, norm="l2")  # the authors' code: L2-normalised step
+    assert torch.allclose(two.flatten(1).norm(dim=1), torch.full((3,), 0.002, dtype=torch.float64))
 
 
 def test_pgd_finds_the_worst_case_of_a_known_function():

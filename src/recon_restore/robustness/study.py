@@ -49,7 +49,8 @@ def attack_table(f, noisy: torch.Tensor, clean: torch.Tensor, cfg: dict, batch: 
         y, xc = noisy[s : s + batch], clean[s : s + batch]
         found = [("none", np.nan, y)]
         if "dag" in attacks:
-            r = dag(f, xc, y, cfg["dag"]["iterations"], cfg["dag"]["gamma"], cfg["dag"]["tolerance"])
+            d = cfg["dag"]
+            r = dag(f, xc, y, d["iterations"], d["gamma"], d["tolerance"], d.get("norm", "linf"))
             found.append(("dag", np.nan, attacked(xc, r)))
             hist["adversarial"] += noise_histogram(r)
         if "bounded" in attacks:
