@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CORES ?= all
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-run test mutation test-fast install clean-demo slurm-dry-run docs
+.PHONY: demo demo-run test mutation test-fast install clean-demo slurm-dry-run docs gpu-check gpu-wheels
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -46,3 +46,17 @@ clean-demo:
 docs: install
 	sed 's#(docs/#(#g' README.md > docs/index.md
 	$(VENV)/bin/mkdocs build --strict
+
+# The GPU check (recon-restore bench gpu; at most 8 minutes on one H100 by the plan's estimate).
+# A GPU machine here has PyTorch, h5py, PyYAML and NumPy but no network: `make gpu-wheels` on a
+# machine with PyPI fetches the wheels it lacks (jsonschema and its dependencies) into
+# .gpu-wheels/ (ignored; carry it), and `make gpu-check` there installs them beside the source
+# and runs the check with the machine's python3. Results: results/gpu-check/<device>.{json,md}.
+GPU_PYTHON ?= python3
+gpu-wheels:
+	$(PY) -m pip download -q jsonschema --only-binary=:all: --python-version 3.12 \
+	  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .gpu-wheels
+
+gpu-check:
+	@if [ -d .gpu-wheels ]; then $(GPU_PYTHON) -m pip install -q --no-index --find-links .gpu-wheels --target .gpu-site jsonschema; fi
+	PYTHONPATH=src:.gpu-site $(GPU_PYTHON) -m recon_restore bench gpu --preset paper $(GPU_ARGS)

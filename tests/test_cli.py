@@ -2,7 +2,6 @@
 resumption after a kill, the user-facing ``restore`` and one-line errors."""
 
 import json
-import shutil
 
 import h5py
 import numpy as np
@@ -16,7 +15,6 @@ from conftest import save_then_die
 from recon_restore import methods
 from recon_restore.cli import main
 from recon_restore.config import load_params
-from recon_restore.restorers.classical import DENOISERS
 from recon_restore.dataset.shards import read_shard, verify_shard
 
 
@@ -57,10 +55,10 @@ def pipeline(tmp_path, tiny_doc):
         data = ["--pool", o / "pool.h5"] if m.startswith(("n2n_", "n2c_")) else ["--manifest", o / "manifest.json"]
         assert run("restorers", "train", *P, "--method", m, *data, "--out", o / f"{m}.pt", "--history", o / f"{m}.csv") == 0
     assert run("evaluate", "collect", *P, "--target", o / "target.pt", "--runs", o / "runs-0.h5", o / "runs-1.h5", "--out", o / "plain.h5") == 0
-    for r in [*DENOISERS, *(m.restorer for m in methods.METHODS if m.weights)]:  # classical (blind), pretrained
-        assert run("evaluate", "restore", *P, "--restorer", r, "--plain", o / "plain.h5", "--out", o / f"r-{r}.h5") == 0
-    for m in methods.trained(sections):
-        assert run("evaluate", "restore", *P, "--restorer", m, "--plain", o / "plain.h5", "--checkpoint", o / f"{m}.pt", "--out", o / f"r-{m}.h5") == 0
+    for r in methods.restorers(sections):  # classical (blind), pretrained, trained, and plug-and-play (BF-DnCNN's checkpoint)
+        ck = methods.checkpoint_of(r)
+        extra = ["--checkpoint", o / f"{ck}.pt"] if ck else []
+        assert run("evaluate", "restore", *P, "--restorer", r, "--plain", o / "plain.h5", *extra, "--out", o / f"r-{r}.h5") == 0
     assert run("evaluate", "galleries", *P, "--target", o / "target.pt", "--heldout", o / "held.h5", "--pool", o / "pool.h5", "--out", o / "galleries.h5") == 0
     files = {m: None if methods.restorer_of(m) is None else o / f"r-{methods.restorer_of(m)}.h5" for m in methods.names(sections)}
     for m, f in files.items():

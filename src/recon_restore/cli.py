@@ -68,11 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # argparse printed its one-line usage error
         return int(e.code or 0)
     try:
-        args.func(args)
+        rc = args.func(args)
     except UserError as e:
         print(f"recon-restore: error: {e}", file=sys.stderr)
         return 2
-    return 0
+    return rc if isinstance(rc, int) and not isinstance(rc, bool) else 0  # a check that failed (bench gpu: 1)
 
 
 if __name__ == "__main__":

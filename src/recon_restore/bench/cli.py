@@ -43,6 +43,14 @@ def register(sub) -> None:
     p.add_argument("--repeat", type=int_at_least(1), default=3)
     p.add_argument("--json", default=None)
     p.set_defaults(func=restorers_cmd)
+    p = g.add_parser("gpu", help="the first minutes on a GPU: correctness against the CPU, attack, DDPM++ and network "
+                     "throughput, NCCL, the plan at measured rates (make gpu-check)")
+    common(p)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--tiny", action="store_true", help="every part at toy sizes, on any device (the test suite's mode)")
+    p.add_argument("--out-dir", default="results/gpu-check", help="where <device>.json and <device>.md go")
+    p.add_argument("--estimate", action="store_true", help="print each part's budget at the paper's sizes on an H100 and exit")
+    p.set_defaults(func=gpu_cmd)
     p = g.add_parser("workflow", help="where a workflow run's time went: job-seconds per rule, from its Snakemake log")
     p.add_argument("--log", required=True, help="a Snakemake log (.snakemake/log/*.snakemake.log)")
     p.set_defaults(func=workflow_cmd)
@@ -146,3 +154,37 @@ def workflow_cmd(args) -> None:
 
     rules, wall = rule_seconds(args.log)
     print(table(rules, wall))
+
+
+def gpu_cmd(args) -> int | None:
+    import re
+    from pathlib import Path
+
+    from ..errors import UserError
+    from ..io import atomic_path, write_json
+    from ..precision import resolve_device
+    from .gpu import BUDGET_S, estimate, markdown, run
+
+    prm = setup(args)
+    if args.estimate:
+        est = estimate(prm.cfg)
+        for k, v in est.items():
+            print(f"{k:12} {v:7.1f} s")
+        print(f"{'total':12} {sum(est.values()):7.1f} s (budget {BUDGET_S} s)")
+        return None
+    try:
+        dev = resolve_device(args.device)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if dev.type != "cuda" and not args.tiny:
+        print("bench gpu: no GPU here (torch.cuda.is_available() is False); nothing to check (--tiny runs the toy sizes)")
+        return None
+    r = run(dev, args.tiny, prm.cfg)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", r["name"]).strip("-") + ("-tiny" if args.tiny else "")
+    out = Path(args.out_dir)
+    write_json(out / f"{name}.json", r, overwrite=True)
+    text = markdown(r)
+    with atomic_path(out / f"{name}.md", overwrite=True) as tmp:
+        Path(tmp).write_text(text)
+    print(text)
+    return 1 if r["failures"] else None

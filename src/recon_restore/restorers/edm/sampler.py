@@ -24,13 +24,14 @@ def sigma_steps(num_steps: int = 18, sigma_min: float = 0.002, sigma_max: float 
 def heun(denoiser, cond: torch.Tensor, num_steps: int = 18, sigma_min: float = 0.002, sigma_max: float = 80.0,
                 rho: float = 7.0, S_churn: float = 0.0, S_min: float = 0.0, S_max: float = float("inf"),
                 S_noise: float = 1.0, generator: torch.Generator | list[torch.Generator] | None = None,
-                dtype: torch.dtype = torch.float64) -> torch.Tensor:
+                dtype: torch.dtype = torch.float64, noise: torch.Tensor | None = None) -> torch.Tensor:
     """Sample x ~ p(x | cond); denoiser(x, sigma, cond) -> D(x; sigma). Returns (N, 3, H, W) in model units.
     ``generator``: one for the batch, or one per image (a sample then does not depend on the
-    batch it is drawn in)."""
+    batch it is drawn in). ``noise``: the initial N(0, I) draw itself (the GPU check compares
+    devices on the same draw), instead of drawing it."""
     t = sigma_steps(num_steps, sigma_min, sigma_max, rho).to(cond.device)
     shape = (cond.shape[0], 3) + tuple(cond.shape[2:])
-    x = _randn(shape, generator, cond.device) * t[0]
+    x = (_randn(shape, generator, cond.device) if noise is None else noise.to(cond.device, torch.float64)) * t[0]
     x = x.contiguous(memory_format=torch.channels_last) if cond.is_contiguous(memory_format=torch.channels_last) else x
     den = lambda x, s: denoiser(x.to(dtype), s.to(dtype), cond.to(dtype)).to(torch.float64)  # noqa: E731
     for i in range(num_steps):
