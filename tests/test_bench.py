@@ -97,3 +97,23 @@ def test_the_gpu_checks_budget_at_the_papers_sizes_is_at_most_8_minutes(capsys):
     assert set(est) == {"correctness", "attack", "edm", "networks", "nccl", "plan"} and all(v > 0 for v in est.values())
     assert sum(est.values()) <= BUDGET_S == 480
     assert main(["bench", "gpu", "--preset", "paper", "--estimate"]) == 0 and "budget 480 s" in capsys.readouterr().out
+
+
+def test_the_gpu_check_halves_a_batch_that_does_not_fit(monkeypatch):
+    """The paper's batch of 513 may not fit one GPU: each precision is measured at the largest
+    halving that fits, and the row says which batch it was."""
+    import torch
+
+    from recon_restore.bench import gpu
+
+    real = gpu._edm_train
+
+    def small_gpu(dev, network, precision, batch, repeat):
+        if batch > 8:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(dev, network, precision, batch, repeat)
+
+    monkeypatch.setattr(gpu, "_edm_train", small_gpu)
+    s = gpu.SIZES["tiny"]
+    out = gpu.edm(torch.device("cpu"), gpu.Size(**{**s.__dict__, "edm_batch": 513, "precisions": ("fp32",)}), samples=20)
+    assert [(r["batch"], r["paper_batch"]) for r in out["train"]] == [(8, 513)] and out["train"][0]["images_per_s"] > 0
