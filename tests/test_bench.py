@@ -80,6 +80,7 @@ def test_a_wrong_answer_fails_the_gpu_check(tmp_path, monkeypatch):
     real = gpu.correctness
     monkeypatch.setattr(gpu, "correctness", lambda dev, s: real(dev, s)[:-1] + [
         {"what": "Heun step (fp32)", "relative_error": 0.5, "tolerance": 1e-3, "ok": False}])
+    monkeypatch.setattr(gpu, "attack", lambda *a: [])  # timed above; here only the verdict matters
     assert main(["bench", "gpu", "--preset", "paper", "--tiny", "--device", "cpu", "--out-dir", str(tmp_path)]) == 1
     assert "**FAILED:** Heun step (fp32)" in (tmp_path / "cpu-tiny.md").read_text()
 
