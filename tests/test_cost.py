@@ -50,6 +50,8 @@ def test_study_counts_pairs_per_counted_pflop_and_a_cutoff_is_a_stopped_run(pool
         assert r.pflop == pytest.approx(f / 1e15) and r.pflop == pytest.approx(2 * run_flops(hidden, 8, 8, r.epochs, r.iterations, kept, "haim") / 1e15)
         assert r.pairs_per_pflop == pytest.approx(r.pairs / r.pflop)
         assert r.pairs >= r.candidates_matched and r.images_matched <= r.candidates_matched
+        assert r.matches_per_candidate == pytest.approx(r.candidates_matched / (r.runs * 2 * r.candidates_per_class))
+        assert r.pairs == 0 or r.pairs_per_pflop_lo <= r.pairs_per_pflop <= r.pairs_per_pflop_hi
     assert rows[0].paper and not any(r.paper for r in rows[1:])
     # the 25-iteration cutoff equals runs that stopped at 25 iterations (same images, seeds, snapshots)
     c = json.loads(json.dumps(cfg))
@@ -120,3 +122,16 @@ def test_fast_schedule_in_the_plan_costs_what_the_study_counts():
     snaps = len({s for s in a["reconstruct"]["snapshots"] if s <= fast["iterations"]} | {fast["iterations"]})
     per_run = run_flops(hidden, n, m, fast["epochs"], fast["iterations"], snaps, "haim")
     assert f["fast"] == pytest.approx(doc["dataset"]["runs_per_job"] * per_run) and f["fast"] < f["paper"] / 3
+
+
+def test_compare_picks_the_cheapest_setting_that_qualifies_and_says_when_matching_is_saturated():
+    from recon_restore.dataset.cost import Row
+
+    def row(name, pflop, pairs, ssim, paper=False, matched=0.5):
+        return Row(name, 1, 1, 1, 4, 4, 2, 0, pairs, 1, 1, ssim, ssim, ssim, pflop, pairs / pflop, paper, matched)
+
+    rows = [row("paper", 10.0, 100, 0.60, True), row("cheap", 1.0, 40, 0.61), row("cheaper", 0.5, 18, 0.62),
+            row("cheapest-but-worse", 0.2, 50, 0.50), row("too-few", 2.0, 40, 0.70)]
+    v = compare(rows, 3.0)  # ratios: cheap 4, cheaper 3.6, cheapest-but-worse 25 (lower SSIM), too-few 2
+    assert v["best"]["setting"] == "cheaper" and not v["saturated"]  # the cheapest qualifying, not the highest ratio
+    assert compare([row("paper", 10.0, 100, 0.6, True, 0.95), row("x", 1.0, 40, 0.6, matched=0.99)], 3.0)["saturated"]

@@ -12,8 +12,8 @@ import pandas as pd
 from ..io import atomic_path, write_json
 
 COLUMNS = ["setting", "epochs", "iterations", "snapshots", "images_per_class", "candidates_per_class", "runs", "runs_failed",
-           "pairs", "candidates_matched", "images_matched", "ssim_q25", "ssim_median", "ssim_q75", "pflop", "pairs_per_pflop",
-           "ratio_to_paper", "paper"]
+           "pairs", "candidates_matched", "matches_per_candidate", "images_matched", "ssim_q25", "ssim_median", "ssim_q75", "pflop",
+           "pairs_per_pflop", "pairs_per_pflop_lo", "pairs_per_pflop_hi", "ratio_to_paper", "paper"]
 
 
 def table(rows, verdict: dict) -> pd.DataFrame:
@@ -22,15 +22,19 @@ def table(rows, verdict: dict) -> pd.DataFrame:
     return df[COLUMNS]
 
 
-def markdown(df: pd.DataFrame) -> str:
-    head = ("| setting | epochs | iterations | snapshots | pairs | candidates matched | images matched | "
-            "pair SSIM median (q25-q75) | PFLOP | pairs / PFLOP | x paper |")
+def markdown(df: pd.DataFrame, saturated: bool | None = None) -> str:
+    head = ("| setting | epochs | iterations | snapshots | pairs | matched / candidate | images matched | "
+            "pair SSIM median (q25-q75) | PFLOP | pairs / PFLOP (95% over runs) | x paper |")
     lines = [head, "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
     for r in df.itertuples():
         name = f"**{r.setting} (paper schedule)**" if r.paper else r.setting
-        lines.append(f"| {name} | {r.epochs:,} | {r.iterations:,} | {r.snapshots} | {r.pairs:,} | {r.candidates_matched} | "
+        lines.append(f"| {name} | {r.epochs:,} | {r.iterations:,} | {r.snapshots} | {r.pairs:,} | {r.matches_per_candidate:.2f} | "
                      f"{r.images_matched} | {r.ssim_median:.3f} ({r.ssim_q25:.3f}-{r.ssim_q75:.3f}) | {r.pflop:.4f} | "
-                     f"{r.pairs_per_pflop:,.0f} | {r.ratio_to_paper:.2f} |")
+                     f"{r.pairs_per_pflop:,.0f} ({r.pairs_per_pflop_lo:,.0f}-{r.pairs_per_pflop_hi:,.0f}) | {r.ratio_to_paper:.2f} |")
+    if saturated is not None:
+        lines += ["", ("**Saturated regime**: at least 90% of the candidates matched in every setting, so a ratio is only the "
+                       "FLOP ratio times the snapshot ratio and cannot show a fall in yield; rerun with more images per run.")
+                  if saturated else "Unsaturated regime: fewer than 90% of the candidates matched in some setting."]
     return "\n".join(lines) + "\n"
 
 
@@ -63,6 +67,6 @@ def write_study(out: Path, rows, verdict: dict, provenance: dict, overwrite: boo
     with atomic_path(out / "cost.csv", overwrite) as tmp:
         df.to_csv(tmp, index=False)
     with atomic_path(out / "cost.md", overwrite) as tmp:
-        tmp.write_text(markdown(df))
+        tmp.write_text(markdown(df, verdict.get("saturated")))
     write_json(out / "cost.json", {"rows": df.to_dict("records"), "verdict": verdict, "provenance": provenance}, overwrite)
     figure(df, out / "cost.png")
