@@ -233,24 +233,16 @@ def networks(dev: torch.device, s: Size) -> list[dict]:
     from ..restorers.bfdncnn import BFDnCNN, bfdncnn_loss
     from ..restorers.n2n.network import N2NUNet
 
+    from .restorers import one_pass_rates
+
     rows = []
-    for name, net, loss in (("BF-DnCNN", BFDnCNN(*s.bf), lambda m, y, x: bfdncnn_loss(m, x, y)),
-                            ("N2N U-Net", N2NUNet(width=s.n2n_width), lambda m, y, x: ((m(y) - x) ** 2).mean())):
-        net = net.to(dev, memory_format=torch.channels_last).train()
-        opt = torch.optim.Adam(net.parameters(), lr=1e-4)
-        y, x = torch.rand(s.batch, 3, 32, 32, device=dev), torch.rand(s.batch, 3, 32, 32, device=dev)
-
-        def step():
-            opt.zero_grad(set_to_none=True)
-            loss(net, y, x).backward()
-            opt.step()
-
-        t_train = median_time(step, dev, s.repeat, 1)
-        net.eval()
-        yb = torch.rand(s.sample_batch, 3, 32, 32, device=dev)
-        with torch.no_grad():
-            t_rest = median_time(lambda: net(yb), dev, s.repeat, 1)
-        rows.append({"network": name, "train_images_per_s": s.batch / t_train, "restore_images_per_s": s.sample_batch / t_rest})
+    y, x = torch.rand(s.batch, 3, 32, 32, device=dev), torch.rand(s.batch, 3, 32, 32, device=dev)
+    yb = torch.rand(s.sample_batch, 3, 32, 32, device=dev)
+    for name, net, loss in (("BF-DnCNN", BFDnCNN(*s.bf), lambda m: bfdncnn_loss(m, x, y)),
+                            ("N2N U-Net", N2NUNet(width=s.n2n_width), lambda m: ((m(y) - x) ** 2).mean())):
+        net = net.to(dev, memory_format=torch.channels_last)
+        train, restore = one_pass_rates(net, loss, s.batch, yb, dev, s.repeat)
+        rows.append({"network": name, "train_images_per_s": train, "restore_images_per_s": restore})
     return rows
 
 

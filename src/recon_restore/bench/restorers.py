@@ -22,6 +22,25 @@ FULL_DDPMPP = dict(in_channels=6, out_channels=3, resolution=32, model_channels=
                    attn_resolutions=[16], dropout=0.13, augment_dim=9, channel_mult_emb=4, channel_mult_noise=1)
 
 
+def one_pass_rates(net: torch.nn.Module, loss, batch: int, sample: torch.Tensor, dev: torch.device, repeat: int,
+                   warmup: int = 1, lr: float = 1e-3) -> tuple[float, float]:
+    """A one-pass restorer's training images/s (``loss(net)`` on a batch of ``batch``, backward,
+    an Adam step) and restoring images/s (one forward pass over ``sample``); leaves it in eval mode."""
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss(net).backward()
+        opt.step()
+
+    net.train()
+    t_train = median_time(step, dev, repeat, warmup)
+    net.eval()
+    with torch.no_grad():
+        t_restore = median_time(lambda: net(sample), dev, repeat, warmup)
+    return batch / t_train, len(sample) / t_restore
+
+
 def bench(dev: torch.device, dtype: torch.dtype, train_batch: int, sample_batch: int, repeat: int = 3, warmup: int = 1,
           steps: int = 18) -> dict:
     cl = torch.channels_last
@@ -50,23 +69,12 @@ def bench(dev: torch.device, dtype: torch.dtype, train_batch: int, sample_batch:
 
     bf = BFDnCNN(20, 64).to(device=dev, dtype=dtype, memory_format=cl)
     out["bfdncnn_parameters"] = sum(p.numel() for p in bf.parameters())
-    opt = torch.optim.Adam(bf.parameters(), lr=1e-3)
     y, x = (rnd(train_batch) + 1) / 2, (rnd(train_batch) + 1) / 2
-
-    def bf_step():
-        opt.zero_grad(set_to_none=True)
-        bfdncnn_loss(bf, x, y).backward()
-        opt.step()
-
-    t = median_time(bf_step, dev, repeat, warmup)
-    out["bfdncnn_train_img_s"] = train_batch / t
-    bf.eval()
     yb = (rnd(sample_batch) + 1) / 2
-    with torch.no_grad():
-        t = median_time(lambda: bf(yb), dev, repeat, warmup)
-    out["bfdncnn_restore_img_s"] = sample_batch / t
+    out["bfdncnn_train_img_s"], out["bfdncnn_restore_img_s"] = one_pass_rates(
+        bf, lambda m: bfdncnn_loss(m, x, y), train_batch, yb, dev, repeat, warmup)
     out["edm_train_vs_v100"] = out["edm_train_img_s"] / EDM_V100_TRAIN_IMG_S
-    del bf, opt
+    del bf
 
     from ..restorers.restormer import build
 

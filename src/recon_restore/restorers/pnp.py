@@ -36,14 +36,13 @@ class PlugAndPlay(Restorer):
     @property
     def prior(self):
         """The trained restorer whose network is the prior."""
-        r = methods.restorer(methods.entry(self.name).prior, self.restorers_cfg)
-        return r
+        return methods.restorer(methods.entry(self.name).prior, self.restorers_cfg)
 
     def load(self, device, checkpoint=None) -> None:
         self.device = device
-        self._prior = self.prior
-        self._prior.load(device, checkpoint)
-        self.model = self._prior.model
+        prior = self.prior
+        prior.load(device, checkpoint)
+        self.model = prior.model
 
     @torch.no_grad()
     def restore(self, images, rows, seed, batch, progress=False) -> Restored:
