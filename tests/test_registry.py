@@ -26,11 +26,8 @@ from recon_restore.cli import main
 
 TOY_MODULE = '''"""A toy restorer (the registry test): a k x k box blur, k = params restorers.toy.size."""
 
-import math
-
 import torch.nn.functional as F
 
-from .. import IMAGE_SHAPE
 from .base import Restored, Restorer
 
 
@@ -41,7 +38,7 @@ class BoxBlur(Restorer):
         return Restored({self.name: F.avg_pool2d(x, k, stride=1).clamp(0, 1)})
 
     def restore_flops(self):
-        return float(self.section["size"] ** 2 * math.prod(IMAGE_SHAPE))
+        return float(self.section["size"] ** 2 * self.spec.dim)
 
 
 RESTORER = BoxBlur

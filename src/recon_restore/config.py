@@ -172,6 +172,9 @@ def _check_cross_fields(cfg: dict, where: str, source: str) -> None:
     def fail(key: str, msg: str) -> None:
         raise UserError(f"{source}: key '{where}.{key}': {msg}")
 
+    src = cfg["data"]["source"]
+    if src not in cfg["data"] or (src == "cifar10" and "cifair" not in cfg["data"]):
+        fail("data", f"source {src!r} needs the section 'data.{src}'" + (" and 'data.cifair'" if src == "cifar10" else ""))
     for sec in ("attack.reconstruct", "evaluate.reconstruct"):
         a, b = sec.split(".")
         rc = cfg[a][b]
@@ -237,6 +240,13 @@ class Params:
     @property
     def seed(self) -> int:
         return int(self.cfg["seed"])
+
+    @property
+    def spec(self):
+        """The image spec of this preset's data source (``data.sources``)."""
+        from .data.sources import spec_of
+
+        return spec_of(self.cfg["data"])
 
     def section(self, *keys: str) -> dict[str, Any]:
         node: Any = self.cfg

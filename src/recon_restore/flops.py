@@ -41,11 +41,11 @@ def count(fn) -> int:
     return int(c.flops)
 
 
-def ssim_pair_flops(variant: str = "haim") -> int:
-    """The all-pairs SSIM GEMM per (reconstruction, image) pair (``metrics.ssim_blocks``)."""
+def ssim_pair_flops(variant: str = "haim", shape: tuple = None) -> int:
+    """The all-pairs SSIM GEMM per (reconstruction, image) pair (``metrics.ssim_blocks``) for
+    images of ``shape`` (C, H, W; default the paper's)."""
+    from .data.spec import CIFAR
     from .metrics import ssim_blocks
 
-    from . import IMAGE_SHAPE
-
-    a, b = torch.rand(8, *IMAGE_SHAPE), torch.rand(16, *IMAGE_SHAPE)
+    a, b = torch.rand(8, *(shape or CIFAR.shape)), torch.rand(16, *(shape or CIFAR.shape))
     return count(lambda: list(ssim_blocks(a, b, variant, None))) // (8 * 16)

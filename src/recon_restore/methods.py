@@ -210,9 +210,10 @@ def restorer_class(restorer: str):
     return importlib.import_module(kind_module(restorer)).RESTORER
 
 
-def restorer(name: str, restorers_cfg: dict):
-    """The restorer ``name`` with the preset's ``restorers`` params."""
-    return restorer_class(name)(name, restorers_cfg)
+def restorer(name: str, restorers_cfg: dict, spec=None):
+    """The restorer ``name`` with the preset's ``restorers`` params and the data's image spec
+    (``data.spec.ImageSpec``; None: the paper's)."""
+    return restorer_class(name)(name, restorers_cfg, spec)
 
 
 def in_figure(figure: str, names) -> list[str]:

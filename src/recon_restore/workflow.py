@@ -61,7 +61,7 @@ class Plan:
 
     def restorer(self, name: str):
         """The restorer ``name`` of the methods list with this preset's params."""
-        return methods.restorer(name, self.cfg["restorers"])
+        return methods.restorer(name, self.cfg["restorers"], self.prm.spec)
 
     def train_input(self, method: str) -> str:
         """``pool`` or ``manifest``: what training ``method`` reads."""

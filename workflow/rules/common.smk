@@ -5,6 +5,7 @@ import sys
 from recon_restore.config import Params, load_doc, validate_params, write_resolved
 from recon_restore.errors import UserError
 from recon_restore import methods
+from recon_restore.data import sources
 from recon_restore.fingerprint import command_hash
 from recon_restore.workflow import Plan
 
@@ -85,11 +86,7 @@ def code(command, restorer=None):
 
 
 def data_inputs(wildcards):
-    src = CFG["data"]
-    if src["source"] != "cifar10":
-        return []
-    paths = [src["cifar10"]["path"], src["cifair"]["zip"], src["cifair"]["duplicates"]]
-    return [p for p in paths if p and os.path.exists(p)]
+    return sources.inputs(CFG["data"])
 
 
 def trained_checkpoint(restorer):

@@ -147,7 +147,7 @@ def attack(dev: torch.device, s: Size, epochs: int, iterations: int, snapshots: 
     from .attack import bench_size
 
     kind = kind_of(dev)
-    full = attack_flops.dataset_run_flops(s.hidden, s.n, s.m, epochs, iterations, snapshots, "haim", s.d)
+    full = attack_flops.dataset_run_flops(s.hidden, s.n, s.m, epochs, iterations, snapshots, "haim")  # the paper's images
     rows = []
     for compiled in (False, True):
         optim.set_compile(compiled)

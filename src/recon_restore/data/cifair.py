@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..io import file_md5
-from .cifar import _unpickle, binary_labels
+from .cifar import CLASS_NAMES, _unpickle, binary_labels
 from .store import ImageSet
 
 ZIP_MD5 = "ca08fd390f0839693d3fc45c4e49585f"
@@ -47,7 +47,7 @@ def duplicate_test_ids(folder: str | Path) -> set[int]:
 
 def cifair_test_from_cifar(test: ImageSet, duplicates_folder: str | Path) -> ImageSet:
     keep = ~np.isin(test.ids, sorted(duplicate_test_ids(duplicates_folder)))
-    return ImageSet(test.images[keep], test.labels[keep], test.ids[keep])
+    return test.subset(keep)
 
 
 def cifair_test_from_zip(path: str | Path) -> ImageSet:
@@ -66,4 +66,5 @@ def cifair_test_from_zip(path: str | Path) -> ImageSet:
     if hashlib.md5(data).hexdigest() != TEST_BATCH_MD5:
         raise UserError(f"{p}:test_batch: md5 mismatch (expected {TEST_BATCH_MD5})")
     b = _unpickle(data, f"{p}:test_batch")
-    return ImageSet(b["images"], binary_labels(b["classes"]), np.arange(len(b["classes"]), dtype=np.int64))
+    return ImageSet(b["images"], binary_labels(b["classes"]), np.arange(len(b["classes"]), dtype=np.int64), None, b["classes"],
+                    CLASS_NAMES)

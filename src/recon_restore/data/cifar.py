@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import IMAGE_SHAPE
 from ..errors import UserError
 from ..io import atomic_path, file_md5
+from .spec import CIFAR
 from .store import ImageSet
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -38,6 +38,7 @@ OFFICIAL_MD5 = {
 }
 TRAIN = [f"data_batch_{k}" for k in range(1, 6)]
 VEHICLES = (0, 1, 8, 9)
+CLASS_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 def binary_labels(classes: np.ndarray) -> np.ndarray:
@@ -55,28 +56,29 @@ class _NumpyOnly(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _unpickle(data: bytes, source: str) -> dict:
+def _unpickle(data: bytes, source: str, label_key: str = "labels") -> dict:
     try:
         d = _NumpyOnly(io.BytesIO(data), encoding="bytes").load()
     except Exception as e:
         raise UserError(f"{source}: not a CIFAR-10 python batch ({type(e).__name__}: {e})") from None
     d = {k.decode() if isinstance(k, bytes) else k: v for k, v in d.items()}
-    if "data" not in d or "labels" not in d:
-        raise UserError(f"{source}: CIFAR-10 batch lacks 'data' or 'labels'")
+    if "data" not in d or label_key not in d:
+        raise UserError(f"{source}: CIFAR batch lacks 'data' or '{label_key}'")
     data = np.asarray(d["data"], dtype=np.uint8)
-    labels = np.asarray(d["labels"], dtype=np.int64)
-    if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
-        raise UserError(f"{source}: expected data (N, 3072) and N labels, got {data.shape} and {len(labels)}")
-    return {"images": data.reshape(-1, *IMAGE_SHAPE), "classes": labels}
+    labels = np.asarray(d[label_key], dtype=np.int64)
+    if data.ndim != 2 or data.shape[1] != CIFAR.dim or len(labels) != len(data):
+        raise UserError(f"{source}: expected data (N, {CIFAR.dim}) and N labels, got {data.shape} and {len(labels)}")
+    return {"images": data.reshape(-1, *CIFAR.shape), "classes": labels}
 
 
-def read_checksums(spec: str) -> dict[str, str]:
-    """'official' or the path of an md5sum-style file ("<md5>  <name>" per line)."""
+def read_checksums(spec: str, official: dict[str, str] | None = None, key: str = "data.cifar10.checksums") -> dict[str, str]:
+    """'official' (``official``, default CIFAR-10's) or the path of an md5sum-style file
+    ("<md5>  <name>" per line)."""
     if spec == "official":
-        return dict(OFFICIAL_MD5, **{ARCHIVE: ARCHIVE_MD5})
+        return dict(official) if official is not None else dict(OFFICIAL_MD5, **{ARCHIVE: ARCHIVE_MD5})
     p = Path(spec)
     if not p.is_file():
-        raise UserError(f"{p}: checksum file (params data.cifar10.checksums) does not exist")
+        raise UserError(f"{p}: checksum file (params {key}) does not exist")
     out = {}
     for line in p.read_text().splitlines():
         if line.strip():
@@ -131,18 +133,18 @@ def _batches_from_archive(a: Path, sums: dict[str, str]) -> dict[str, bytes]:
     return out
 
 
-def download(url: str, dest: Path) -> Path:
-    """Download the archive to ``dest`` (atomically) and verify its md5."""
+def download(url: str, dest: Path, md5: str = ARCHIVE_MD5, key: str = "data.cifar10.path") -> Path:
+    """Download ``url`` to ``dest`` (atomically) and verify its md5."""
     with atomic_path(dest) as tmp:
         try:
             with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
                 while block := r.read(1 << 20):
                     f.write(block)
         except Exception as e:
-            raise UserError(f"{url}: download failed ({e}); pass a local copy with params data.cifar10.path") from None
+            raise UserError(f"{url}: download failed ({e}); pass a local copy with params {key}") from None
         got = file_md5(tmp)
-        if got != ARCHIVE_MD5:
-            raise UserError(f"{url}: downloaded archive has md5 {got}, expected {ARCHIVE_MD5}")
+        if got != md5:
+            raise UserError(f"{url}: downloaded file has md5 {got}, expected {md5}")
     return dest
 
 
@@ -161,6 +163,37 @@ def load_cifar10(path: str | Path, checksums: str = "official", url: str | None 
     classes = np.concatenate([b["classes"] for b in train])
     ids = np.concatenate([10000 * k + np.arange(len(b["classes"])) for k, b in enumerate(train)])
     return (
-        ImageSet(images, binary_labels(classes), ids.astype(np.int64)),
-        ImageSet(test["images"], binary_labels(test["classes"]), np.arange(len(test["classes"]), dtype=np.int64)),
+        ImageSet(images, binary_labels(classes), ids.astype(np.int64), None, classes, CLASS_NAMES),
+        ImageSet(test["images"], binary_labels(test["classes"]), np.arange(len(test["classes"]), dtype=np.int64), None,
+                 test["classes"], CLASS_NAMES),
     )
+
+
+class _Cifar10:
+    """CIFAR-10 train as the pool, ciFAIR-10 test as the held-out set (``data.cifar10``,
+    ``data.cifair``)."""
+
+    name = "cifar10"
+    pool_kind, heldout_kind = "CIFAR-10 train", "ciFAIR-10 test"
+
+    def spec(self, cfg: dict):
+        return CIFAR
+
+    def inputs(self, data_cfg: dict) -> list[str]:
+        f = data_cfg.get("cifair") or {}
+        return [data_cfg["cifar10"]["path"], f.get("zip"), f.get("duplicates")]
+
+    def load(self, data_cfg: dict, seed: int) -> tuple[ImageSet, ImageSet]:
+        from .cifair import cifair_test_from_cifar, cifair_test_from_zip
+
+        c = data_cfg["cifar10"]
+        pool, test = load_cifar10(c["path"], c["checksums"], c.get("url"))
+        f = data_cfg.get("cifair") or {}
+        if f.get("zip"):
+            return pool, cifair_test_from_zip(f["zip"])
+        if f.get("duplicates"):
+            return pool, cifair_test_from_cifar(test, f["duplicates"])
+        raise UserError("params: key 'data.cifair': set 'zip' or 'duplicates' (the ciFAIR-10 test images)")
+
+
+SOURCE = _Cifar10()

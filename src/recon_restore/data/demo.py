@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UserError
+from .spec import CIFAR
 from .store import ImageSet
 
 FLAT_STD = 0.03  # a 3x3 window with a smaller standard deviation counts as flat
@@ -60,7 +61,7 @@ def load_photo(name: str) -> np.ndarray:
 
 
 def content_scores(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean absolute gradient and flat-window fraction of (N, 3, 32, 32) uint8 images (grey values in [0, 1])."""
+    """Mean absolute gradient and flat-window fraction of (N, C, H, W) uint8 images (grey values in [0, 1])."""
     g = images.astype(np.float64).mean(1) / 255  # (N, H, W)
     grad = (np.abs(np.diff(g, axis=2)).mean((1, 2)) + np.abs(np.diff(g, axis=1)).mean((1, 2))) / 2
     win = np.lib.stride_tricks.sliding_window_view(g, (3, 3), axis=(1, 2))  # (N, H-2, W-2, 3, 3)
@@ -77,7 +78,7 @@ def _crop(photo: np.ndarray, y: int, x: int, side: int) -> np.ndarray:
     from skimage.transform import resize
 
     c = photo[y : y + side, x : x + side]
-    small = resize(c, (32, 32), anti_aliasing=side > 32, preserve_range=True)
+    small = resize(c, (CIFAR.height, CIFAR.width), anti_aliasing=side > CIFAR.height, preserve_range=True)
     return np.clip(np.round(small), 0, 255).astype(np.uint8).transpose(2, 0, 1)
 
 
@@ -97,6 +98,9 @@ def _photo_crops(photo: np.ndarray, cfg: dict, rng: np.random.Generator) -> list
             y, x = cy + int(rng.integers(0, side - s + 1)), cx + int(rng.integers(0, side - s + 1))
             out.append((_crop(photo, y, x, s), c in held, c))
     return out
+
+
+CLASS_NAMES = ["negative", "positive"]  # the photos of params data.demo.negative / .positive
 
 
 def hash_group(label: int, photo: int, cell: int) -> int:
@@ -133,6 +137,27 @@ def make_demo_sets(cfg: dict, seed: int) -> tuple[ImageSet, ImageSet]:
                 )
             chosen.append(rng.choice(idx, size=per_class, replace=False))  # random order: 'first' is a random sample
         sel = np.concatenate(chosen)
-        return ImageSet(imgs[sel], labels[sel], sel, groups[sel])
+        return ImageSet(imgs[sel], labels[sel], sel, groups[sel], (labels[sel] > 0).astype(np.int64), CLASS_NAMES)
 
     return pick(~held, int(cfg["pool_per_class"]), "pool_per_class"), pick(held, int(cfg["heldout_per_class"]), "heldout_per_class")
+
+
+class _Demo:
+    """The offline demo source (``data.demo``); its classes are the two photo lists."""
+
+    name = "demo"
+    pool_kind, heldout_kind = "demo pool", "demo held-out"
+
+    def spec(self, cfg: dict):
+        return CIFAR
+
+    def inputs(self, data_cfg: dict) -> list[str]:
+        return []
+
+    def load(self, data_cfg: dict, seed: int) -> tuple[ImageSet, ImageSet]:
+        from ..seeding import derive_seed
+
+        return make_demo_sets(data_cfg["demo"], derive_seed(seed, "demo-data"))
+
+
+SOURCE = _Demo()

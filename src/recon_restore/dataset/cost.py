@@ -117,7 +117,7 @@ def measure(pool: ImageSet, cfg: dict, study: dict, seed: int, device: torch.dev
             matched = {(int(r), int(cc)) for r, cc in zip(d.pairs["run"], d.pairs["candidate"])}
             images = set(d.targets["source_index"][d.pairs["target_row"]].tolist()) if len(ss) else set()
             f = len(runs) * run_flops(c["attack"]["target"]["hidden"], 2 * imgs, 2 * cand, epochs, it, kept,
-                                      c["dataset"]["match"]["ssim_variant"])
+                                      c["dataset"]["match"]["ssim_variant"], tuple(rb.X.shape[2:]))
             q = np.quantile(ss, [0.25, 0.5, 0.75]) if len(ss) else [float("nan")] * 3
             paper = epochs == study["paper_epochs"] and it == study["paper_iterations"]
             per_run = np.bincount(np.asarray(d.pairs["run"], dtype=np.int64), minlength=len(runs))[: len(runs)]

@@ -24,7 +24,6 @@ from ..precision import dtype_of, matmul_mode
 from ..attack.reconstruct import Hparams, ReconConfig, reconstruct
 from ..attack.train import train_target
 from ..data.store import ImageSet
-from .. import IMAGE_SHAPE
 from ..io import run_resumable
 from ..status import RunStatus
 from ..metrics import postprocess
@@ -45,11 +44,11 @@ class Reconstructed:
     """A batch of runs after training and reconstruction, before matching."""
 
     runs: list[dict]
-    X: torch.Tensor  # (R, n, 3, 32, 32) augmented training images in [0, 1]
+    X: torch.Tensor  # (R, n, C, H, W) augmented training images in [0, 1]
     auglab: list[np.ndarray]
-    mean: torch.Tensor  # (R, 3, 32, 32)
+    mean: torch.Tensor  # (R, C, H, W)
     failed: list[bool]
-    snaps: list[dict[int, torch.Tensor]]  # per run: iteration -> (m, 3, 32, 32) postprocessed ({} if failed)
+    snaps: list[dict[int, torch.Tensor]]  # per run: iteration -> (m, C, H, W) postprocessed ({} if failed)
     per_run: dict[str, list]  # train_loss, min_margin, stationarity, box, lam_penalty
 
 
@@ -72,7 +71,7 @@ def reconstruct_batch(pool: ImageSet, runs: list[dict], cfg: dict, device: torch
         clean.append(augment.apply(img, lab, aug_cfg))
         labels.append(torch.from_numpy(pool.labels[idx]).to(torch.float64))
         auglab.append(lab)
-    X = torch.stack(clean)  # (R, n, 3, 32, 32) in [0, 1], augmented
+    X = torch.stack(clean)  # (R, n, C, H, W) in [0, 1], augmented
     mean = X.mean(1)
     Xc = (X - mean.unsqueeze(1)).flatten(2).to(device=device, dtype=dt)
     Y = torch.stack(labels).to(device=device, dtype=dt)
@@ -91,7 +90,7 @@ def reconstruct_batch(pool: ImageSet, runs: list[dict], cfg: dict, device: torch
     for j in range(R):
         bad = bool(trained.failed[j]) or res.status[j] != "ok"
         failed.append(bad)
-        snaps.append({} if bad else {ep: postprocess(s[j].view(-1, *IMAGE_SHAPE).double(), mean[j]) for ep, s in res.snapshots.items()})
+        snaps.append({} if bad else {ep: postprocess(s[j].view(-1, *mean.shape[1:]).double(), mean[j]) for ep, s in res.snapshots.items()})
     per_run = {"train_loss": [float(v) for v in trained.loss], "min_margin": [float(v) for v in trained.min_margin],
                "stationarity": [float(v) for v in res.stationarity], "box": [float(v) for v in res.box],
                "lam_penalty": [float(v) for v in res.lam_penalty]}
@@ -138,7 +137,7 @@ def pairs_of(rb: Reconstructed, mcfg: dict, keep: set[int] | None = None) -> Sha
         run_rows["pairs"].append(count)
         log.info("run %d: %s, %d pairs from %d accepted candidates", r["run"], "failed" if rb.failed[j] else "ok", count, accepted)
 
-    empty = {"recon": np.zeros((0, *IMAGE_SHAPE), np.uint8)}
+    empty = {"recon": np.zeros((0, *X.shape[2:]), np.uint8)}
     cat = lambda lst, key: np.concatenate(lst) if lst else empty.get(key, np.zeros(0))  # noqa: E731
     return ShardData(
         {k: cat(v, k) for k, v in pairs.items()},

@@ -24,7 +24,6 @@ import h5py
 import numpy as np
 import torch
 
-from .. import IMAGE_SHAPE
 from ..metrics import postprocess
 from ..seeding import derive_seed
 from .shards import memmap_or_dataset, open_shard
@@ -153,8 +152,9 @@ class BalancedSampler:
         is_noise = win < 0
         slot = np.cumsum(own) - 1  # output row of each owned window position
         B = int(own.sum())
-        recon = np.empty((B, *IMAGE_SHAPE), np.uint8)
-        target = np.empty((B, *IMAGE_SHAPE), np.uint8)
+        shape = self.shards[0].image.shape[1:]  # the data's image spec (C, H, W), as the shards hold it
+        recon = np.empty((B, *shape), np.uint8)
+        target = np.empty((B, *shape), np.uint8)
         label = np.empty((B, 9), np.float32)
         real = np.nonzero(~is_noise & own)[0]
         shard_of = np.searchsorted(self.offsets, win[real], side="right") - 1
@@ -173,7 +173,7 @@ class BalancedSampler:
             rng = np.random.default_rng(derive_seed(self.seed, "noise", r, w0))
             pick = self.runs[rng.integers(len(self.runs), size=len(noise_pos))]
             tsel = pick[:, 2] + rng.integers(0, pick[:, 3])
-            eps = torch.from_numpy(rng.standard_normal((len(noise_pos), *IMAGE_SHAPE), dtype=np.float32))
+            eps = torch.from_numpy(rng.standard_normal((len(noise_pos), *shape), dtype=np.float32))
             mine = own[noise_pos]
             for s in np.unique(pick[mine, 0]):
                 m = (pick[:, 0] == s) & mine

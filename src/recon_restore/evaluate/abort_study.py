@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import IMAGE_SHAPE
 from ..attack.abort import ncc_extraction_score
 from ..metrics import postprocess
 from .match import assign, count_good, per_run_best
@@ -26,7 +25,7 @@ from .match import assign, count_good, per_run_best
 
 def run_table(snapshots: np.ndarray, blind: np.ndarray, run_ids: np.ndarray, train_x: torch.Tensor, mean: torch.Tensor,
               targets: torch.Tensor, threshold: float, variant: str = "haim") -> tuple[pd.DataFrame, np.ndarray]:
-    """snapshots (R, S, 2m, d) mean-subtracted; train_x (n, d) mean-subtracted; targets (n, 3, 32, 32) in [0, 1].
+    """snapshots (R, S, 2m, d) mean-subtracted; train_x (n, d) mean-subtracted; targets (n, C, H, W) in [0, 1].
     Returns the per-run table and the (R, n) per-run best assigned SSIM."""
     R, S = snapshots.shape[:2]
     imgs, owner = [], []
@@ -37,7 +36,7 @@ def run_table(snapshots: np.ndarray, blind: np.ndarray, run_ids: np.ndarray, tra
         if ok[-1].any():
             oracle[r] = float(ncc_extraction_score(s[-1][ok[-1]][None], train_x)[0])
         for k in range(S):
-            x = s[k][ok[k]].view(-1, *IMAGE_SHAPE)
+            x = s[k][ok[k]].view(-1, *mean.shape)
             imgs.append(postprocess(x, mean).float())
             owner += [r] * x.shape[0]
     owner = np.asarray(owner)

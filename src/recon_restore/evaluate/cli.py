@@ -115,7 +115,7 @@ def restore_cmd(args) -> None:
     rows = restorer_rows(ev, args.restorer, run, args.shard)
     plain = read_rows(args.plain, "images", rows)
     outs, extra = {}, {}
-    restorer = methods.restorer(args.restorer, prm.section("restorers"))
+    restorer = methods.restorer(args.restorer, prm.section("restorers"), prm.spec)
     skipped = missing(args.restorer, restorer.section)
     if skipped:  # an optional method: an empty file that says why, carried through to the report
         extra["skipped"] = skipped

@@ -9,7 +9,7 @@ reconstructions are matched against each gallery exactly as against the training
 what they "recover" there is chance. Galleries are disjoint from each other when the
 held-out set is large enough, otherwise each is an independent random subset (recorded).
 
-File ``null_galleries.h5``: ``images`` uint8 (K, M, 3, 32, 32), ``labels`` int8 (K, M),
+File ``null_galleries.h5``: ``images`` uint8 (K, M, C, H, W), ``labels`` int8 (K, M),
 ``ids`` int64 (K, M) (held-out ids), attrs ``disjoint`` and provenance.
 """
 
@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from .. import IMAGE_SHAPE
 from ..data.store import ImageSet
 from ..errors import UserError
 from ..io import atomic_path, open_h5, require_datasets, set_attrs
@@ -98,6 +97,6 @@ def read_galleries(path) -> Galleries:
     with open_h5(path, "null galleries") as f:
         require_datasets(f, ["images", "labels", "ids"])
         gal = Galleries(f["images"][()], f["labels"][()], f["ids"][()], bool(f.attrs.get("disjoint", False)))
-    if gal.images.ndim != 5 or gal.images.shape[2:] != IMAGE_SHAPE or gal.images.dtype != np.uint8:
-        raise UserError(f"{path}: expected images uint8 (K, M, 3, 32, 32), got {gal.images.dtype} {gal.images.shape}")
+    if gal.images.ndim != 5 or gal.images.dtype != np.uint8:
+        raise UserError(f"{path}: expected images uint8 (K, M, C, H, W), got {gal.images.dtype} {gal.images.shape}")
     return gal

@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import IMAGE_SHAPE
 from ..attack.runs_file import read_runs
 from ..errors import UserError
 from ..io import atomic_path, open_h5, require_datasets, set_attrs
@@ -40,7 +39,7 @@ def collect(run_files: list[str], mean: torch.Tensor) -> tuple[dict[str, np.ndar
                 continue
             s = torch.from_numpy(r.snapshots[i]).double()  # (S, 2m, d)
             for k, it in enumerate(r.snapshot_iterations):
-                x = s[k].view(-1, *IMAGE_SHAPE)
+                x = s[k].view(-1, *mean.shape)  # the mean image carries the image spec (C, H, W)
                 ok = ~torch.isnan(x).flatten(1).any(1)
                 imgs.append(postprocess(x[ok], mean).float())
                 n = int(ok.sum())

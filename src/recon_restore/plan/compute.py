@@ -25,7 +25,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .. import IMAGE_SHAPE, flops, methods
+from .. import flops, methods
+from ..data.sources import spec_of
 from ..attack import flops as attack_flops
 from ..dataset.waves import layout
 from ..dataset.schedule import effective
@@ -92,13 +93,14 @@ def attack_passes(rb: dict, net: dict) -> float:
 
 def jobs(cfg: dict) -> list[Job]:
     """Every GPU job of the preset ``cfg`` (limits and hours unset: see ``plan``)."""
-    d, hidden = math.prod(IMAGE_SHAPE), cfg["attack"]["target"]["hidden"]
+    spec = spec_of(cfg["data"])
+    d, hidden = spec.dim, cfg["attack"]["target"]["hidden"]
     ev, at, rc = cfg["evaluate"], cfg["attack"], cfg["restorers"]
     out: list[Job] = []
     n_eval, m_eval = 2 * ev["images_per_class"], 2 * ev["reconstruct"]["candidates_per_class"]
     batches = math.ceil(ev["runs"] / ev["runs_per_job"])
     target = ev["train"]["epochs"] * attack_flops.target_epoch_flops(d, hidden, n_eval)
-    eval_runs = ev["runs_per_job"] * attack_flops.dataset_run_flops(hidden, n_eval, m_eval, 0, ev["reconstruct"]["iterations"], 0, d=d)
+    eval_runs = ev["runs_per_job"] * attack_flops.dataset_run_flops(hidden, n_eval, m_eval, 0, ev["reconstruct"]["iterations"], 0, shape=spec.shape)
     settings = [("attack", "")] + ([("adapt", "")] if (rc.get("adapt") or {}).get("enabled") else [])
     for stage, _ in settings:
         out.append(Job(f"{stage}_target", "", 1, target, ev["train"]["precision"]))
@@ -107,7 +109,7 @@ def jobs(cfg: dict) -> list[Job]:
     at = effective(cfg)["attack"]  # dataset.schedule: paper | fast
     n_ds, m_ds = 2 * at["train"]["images_per_class"], 2 * at["reconstruct"]["candidates_per_class"]
     shard = ds["runs_per_job"] * attack_flops.dataset_run_flops(hidden, n_ds, m_ds, at["train"]["epochs"], at["reconstruct"]["iterations"],
-                                                         len(at["reconstruct"]["snapshots"]), ds["match"]["ssim_variant"], d)
+                                                         len(at["reconstruct"]["snapshots"]), ds["match"]["ssim_variant"], spec.shape)
     out.append(Job("dataset_shard", "", len(layout(cfg)["jobs"]), shard, at["train"]["precision"]))
     study = ds["cost_study"]
     if study["enabled"]:
@@ -115,10 +117,10 @@ def jobs(cfg: dict) -> list[Job]:
 
         last = max(study["iterations"])
         f = sum(study["runs"] * attack_flops.dataset_run_flops(study["hidden"], 2 * i, 2 * c, e, last, len(study["paper_snapshots"]),
-                                                        ds["match"]["ssim_variant"], d)
+                                                        ds["match"]["ssim_variant"], spec.shape)
                 for e, c, i in cost_settings(study))
         out.append(Job("dataset_cost", "", 1, f, at["train"]["precision"]))
-    per_image, restorer = {}, {r: methods.restorer(r, rc) for r in methods.restorers(rc)}
+    per_image, restorer = {}, {r: methods.restorer(r, rc, spec) for r in methods.restorers(rc)}
     for r in methods.trained(rc):
         per_image[r] = restorer[r].flops()
         src = methods.adapted_from(r)

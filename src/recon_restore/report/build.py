@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import IMAGE_SHAPE
 from ..evaluate.match import per_run_best, split_halves
 from ..evaluate.match_file import MatchData
 from ..io import atomic_path, provenance, read_json, write_json
@@ -188,5 +187,5 @@ def _figure4(inp: ReportInputs, thr: float, k: int, seed: int, path: Path) -> No
         near = inp.matches[near_of].assigned[pick]
         rows.append(("Closest training image", inp.target_images[near]))
     else:
-        rows.append(("(every plain reconstruction matches a training image)", np.full((1, *IMAGE_SHAPE), np.nan)))
+        rows.append(("(every plain reconstruction matches a training image)", np.full((1, *inp.target_images.shape[1:]), np.nan)))
     figures.grid(rows, path, k)

@@ -95,9 +95,10 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: Pa
 
 def grid(rows: list[tuple[str, np.ndarray]], path: Path, per_row: int = 15) -> None:
     """Image grid: for each block of ``per_row`` images, one row per method then the target.
-    rows: [(label, (K, 3, 32, 32) uint8 or float in [0, 1])]; positions past the end stay white,
+    rows: [(label, (K, C, H, W) uint8 or float in [0, 1], C = 1 or 3)]; positions past the end stay white,
     NaN images (no reconstruction assigned to that training image) are black."""
     k = rows[0][1].shape[0]
+    h, w = rows[0][1].shape[-2:]
     blocks = int(np.ceil(k / per_row))
     nrow = blocks * len(rows)
     fig, axes = plt.subplots(nrow, 1, figsize=(per_row * 0.55 + 1.6, nrow * 0.62))
@@ -105,14 +106,14 @@ def grid(rows: list[tuple[str, np.ndarray]], path: Path, per_row: int = 15) -> N
     for b in range(blocks):
         for j, (label, imgs) in enumerate(rows):
             ax = axes[b * len(rows) + j]
-            strip = np.ones((32, per_row * 34 - 2, 3))
+            strip = np.ones((h, per_row * (w + 2) - 2, 3))
             for i in range(per_row):
                 idx = b * per_row + i
                 if idx >= k:
                     break
                 im = imgs[idx]
                 im = np.nan_to_num(im.astype(np.float64) / (255.0 if im.dtype == np.uint8 else 1.0), nan=0.0)
-                strip[:, i * 34 : i * 34 + 32] = np.clip(im.transpose(1, 2, 0), 0, 1)
+                strip[:, i * (w + 2) : i * (w + 2) + w] = np.clip(im.transpose(1, 2, 0), 0, 1)  # one channel: broadcast grey
             ax.imshow(strip, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])

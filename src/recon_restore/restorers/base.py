@@ -37,15 +37,18 @@ class Restored:
 
 
 class Restorer:
-    """A restorer of the methods list: ``name`` (its restored file and rule wildcard) and the
-    preset's ``restorers`` params."""
+    """A restorer of the methods list: ``name`` (its restored file and rule wildcard), the
+    preset's ``restorers`` params and the data's image spec (networks take their geometry from it)."""
 
     threads = 1  # 1: restores on one thread (classical); more: a network job, run with params cpu_threads
     shardable = True  # restoration may be split into shards of runs (evaluate.restore_shard_runs)
 
-    def __init__(self, name: str, restorers_cfg: dict):
+    def __init__(self, name: str, restorers_cfg: dict, spec=None):
+        from ..data.spec import CIFAR
+
         self.name = name
         self.restorers_cfg = restorers_cfg
+        self.spec = spec or CIFAR  # the image spec of the data (data.spec); the paper's when none is given
         key = methods.section_of(name)
         if key not in restorers_cfg:
             raise UserError(f"params: restorer {name} needs the section 'restorers.{key}' in the preset (its settings)")
@@ -95,7 +98,13 @@ class Network(Restorer):
         raise NotImplementedError
 
     def network(self) -> dict:
-        """The config the network is built from (saved with the checkpoint)."""
+        """The config the network is built from (saved with the checkpoint): the params'
+        architecture with the geometry of ``self.spec``."""
+        raise NotImplementedError
+
+    @staticmethod
+    def image_channels(config: dict) -> int:
+        """The image channels a network of this ``config`` restores (a checkpoint's)."""
         raise NotImplementedError
 
     def load(self, device: torch.device, checkpoint: str | None = None) -> None:
@@ -122,9 +131,8 @@ class Network(Restorer):
         """Per image: ``train`` (forward and backward of one example) and ``forward`` (counted
         once per shape: the plan asks for training and restoration costs of the same network)."""
         from ..flops import count
-        from .. import IMAGE_SHAPE
 
-        shape = tuple(shape or IMAGE_SHAPE)
+        shape = tuple(shape or self.spec.shape)
         cache = self.__dict__.setdefault("_flops", {})
         if shape in cache:
             return cache[shape]

@@ -73,7 +73,11 @@ class BFDnCNNRestorer(Network):
     def network(self) -> dict:
         from .. import methods
 
-        return self.restorers_cfg[methods.adapted_from(self.name) or self.name]["network"]
+        return dict(self.restorers_cfg[methods.adapted_from(self.name) or self.name]["network"], image_channels=self.spec.channels)
+
+    @staticmethod
+    def image_channels(config: dict) -> int:
+        return int(config["image_channels"])
 
     def recipe(self, resample, seed, manifest, pool):
         from .. import methods

@@ -49,7 +49,7 @@ def register(sub) -> None:
 def register_restore(sub) -> None:
     p = sub.add_parser("restore", help="restore your own reconstructions with a trained checkpoint")
     p.add_argument("--checkpoint", required=True, help="restorer checkpoint (.pt)")
-    p.add_argument("--input", required=True, help=".npy, folder of .png, or .h5 (dataset 'images'); (N,3,32,32) or (N,32,32,3), uint8 or float in [0,1]")
+    p.add_argument("--input", required=True, help=".npy, folder of .png, or .h5 (dataset 'images'); (N,C,H,W) or (N,H,W,C) with the checkpoint's C, uint8 or float in [0,1]")
     p.add_argument("--output", required=True, help=".npy, .h5, or a folder for .png files")
     p.add_argument("--samples", type=int_at_least(1), default=20, help="diffusion samples averaged per reconstruction (paper: 20)")
     p.add_argument("--steps", type=int_at_least(1), default=18, help="Heun sampler steps (paper: 18, i.e. 35 network evaluations)")
@@ -99,7 +99,7 @@ def _train(args) -> None:
     rcfg = prm.section("restorers", section_of(args.method))
     res = prm.section("dataset", "resample")
     out = check_writable(args.out, args.overwrite)
-    restorer = methods.restorer(args.method, prm.section("restorers"))
+    restorer = methods.restorer(args.method, prm.section("restorers"), prm.spec)
     rec = restorer.recipe(res, prm.seed, args.manifest, args.pool)
     spec = train_spec(rcfg["train"])
     torch.manual_seed(derive_seed(prm.seed, "restorer-init", args.method))
@@ -184,7 +184,7 @@ def restore_cmd(args) -> None:
     user = {"samples": args.samples, "sampler": {"num_steps": args.steps}, "sample_precision": args.precision}
     restorer = methods.restorer(name, {methods.section_of(name): user})
     restorer.load(dev, args.checkpoint)
-    images, names = read_user_images(args.input)
+    images, names = read_user_images(args.input, restorer.image_channels(ck["config"]))
     r = restorer.restore(images, np.arange(len(images)), args.seed, args.batch, args.progress)
     outputs = {methods.BY_NAME[m].output: v for m, v in r.images.items()}
     if r.spread is not None:

@@ -36,7 +36,7 @@ class PlugAndPlay(Restorer):
     @property
     def prior(self):
         """The trained restorer whose network is the prior."""
-        return methods.restorer(methods.entry(self.name).prior, self.restorers_cfg)
+        return methods.restorer(methods.entry(self.name).prior, self.restorers_cfg, self.spec)
 
     def load(self, device, checkpoint=None) -> None:
         self.device = device

@@ -7,7 +7,7 @@
 * ``bfdncnn``, the Noise2Noise U-Nets (``n2n``) and the classical denoisers:
   deterministic, one output per reconstruction.
 
-Inputs and outputs are (N, 3, 32, 32) float tensors in [0, 1].
+Inputs and outputs are (N, C, H, W) float tensors in [0, 1] (the data's image spec).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .. import IMAGE_SHAPE
 from ..seeding import torch_generator
 from .base import restore_direct  # noqa: F401  (one-pass restoration, re-exported)
 from .edm import heun_sample
@@ -64,9 +63,10 @@ def restore_edm(model, recon: torch.Tensor, samples: int, sampler_cfg: dict, bat
     return Samples(single, mean, std)
 
 
-def read_user_images(path) -> tuple[torch.Tensor, list[str]]:
+def read_user_images(path, channels: int = 3) -> tuple[torch.Tensor, list[str]]:
     """Reconstructions from a .npy file, a folder of PNGs or an HDF5 file (dataset 'images'
-    or 'recon'). Accepts (N, 3, 32, 32) or (N, 32, 32, 3), uint8 or float in [0, 1].
+    or 'recon'), for a restorer of ``channels`` image channels (its checkpoint's). Accepts
+    (N, C, H, W) or (N, H, W, C) (and (N, H, W) for one channel), uint8 or float in [0, 1].
     Anything else ends in one UserError naming the file and what was expected; a .npy
     file is never unpickled."""
     from pathlib import Path
@@ -79,12 +79,12 @@ def read_user_images(path) -> tuple[torch.Tensor, list[str]]:
         files = sorted(p.glob("*.png"))
         if not files:
             raise UserError(f"{p}: folder holds no .png files")
-        imgs = [_read_png(f) for f in files]
+        imgs = [_read_png(f, channels) for f in files]
         shapes = {im.shape for im in imgs}
         if len(shapes) > 1:
             i = next(i for i, im in enumerate(imgs) if im.shape != imgs[0].shape)
             raise UserError(f"{files[i]}: image of shape {imgs[i].shape} differs from {files[0].name}'s {imgs[0].shape}; "
-                            "expected 32x32 RGB images of one size")
+                            "expected images of one size")
         arr = np.stack(imgs)
         names = [f.name for f in files]
     elif p.suffix == ".npy":
@@ -106,10 +106,10 @@ def read_user_images(path) -> tuple[torch.Tensor, list[str]]:
             arr = f[key][()]
     else:
         raise UserError(f"{p}: unsupported input; expected a .npy file, a folder of .png files or an .h5 file")
-    return _validate(arr, p), names
+    return _validate(arr, p, channels), names
 
 
-def _read_png(f) -> np.ndarray:
+def _read_png(f, channels: int = 3) -> np.ndarray:
     from skimage.io import imread
 
     from ..errors import UserError
@@ -118,30 +118,39 @@ def _read_png(f) -> np.ndarray:
         img = imread(f)
     except Exception as e:  # PIL raises several types for corrupt files
         raise UserError(f"{f}: unreadable PNG file ({type(e).__name__}: {e})") from None
-    return _rgb(img, f)
+    return _channels(img, f, channels)
 
 
-def _rgb(img: np.ndarray, f) -> np.ndarray:
+def _channels(img: np.ndarray, f, channels: int) -> np.ndarray:
+    """(H, W, channels): grey repeated to RGB; RGB(A) to grey by the ITU-R 601 weights."""
     from ..errors import UserError
 
     if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, 2)
-    if img.ndim != 3 or img.shape[2] < 3:
-        raise UserError(f"{f}: expected an RGB image, got shape {img.shape}")
-    return img[..., :3]
+        img = img[..., None]
+    if img.ndim != 3 or img.shape[2] not in (1, 2, 3, 4):
+        raise UserError(f"{f}: expected a grey or RGB image, got shape {img.shape}")
+    if channels == 3:
+        return np.repeat(img[..., :1], 3, 2) if img.shape[2] < 3 else img[..., :3]
+    if img.shape[2] < 3:
+        return img[..., :1]
+    grey = img[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    return np.clip(np.round(grey), 0, 255).astype(img.dtype)[..., None]
 
 
-def _validate(arr: np.ndarray, p) -> torch.Tensor:
+def _validate(arr: np.ndarray, p, channels: int = 3) -> torch.Tensor:
     from ..errors import UserError
 
     if not isinstance(arr, np.ndarray) or arr.dtype == object:
         raise UserError(f"{p}: expected a numeric image array, got {getattr(arr, 'dtype', type(arr).__name__)}")
+    if arr.ndim == 3 and channels == 1:
+        arr = arr[:, None]
+    want = f"(N, {channels}, H, W) or (N, H, W, {channels})"
     if arr.ndim != 4:
-        raise UserError(f"{p}: expected images of shape (N, 3, 32, 32) or (N, 32, 32, 3), got {arr.shape}")
-    if arr.shape[1:] == IMAGE_SHAPE[1:] + IMAGE_SHAPE[:1]:
+        raise UserError(f"{p}: expected images of shape {want} (the restorer's {channels} channel(s)), got {arr.shape}")
+    if arr.shape[1] != channels and arr.shape[3] == channels:
         arr = arr.transpose(0, 3, 1, 2)
-    if arr.shape[1:] != IMAGE_SHAPE:
-        raise UserError(f"{p}: expected images of shape (N, 3, 32, 32) or (N, 32, 32, 3), got {arr.shape}")
+    if arr.shape[1] != channels:
+        raise UserError(f"{p}: expected images of shape {want} (the restorer's {channels} channel(s)), got {arr.shape}")
     if arr.shape[0] == 0:
         raise UserError(f"{p}: holds no images (shape {arr.shape}); expected at least one")
     if arr.dtype == np.uint8:

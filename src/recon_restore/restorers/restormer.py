@@ -226,12 +226,11 @@ class Pretrained(Restorer):
 
     def restore_flops(self) -> float:
         """One evaluation of one image (FLOPs counted from the model)."""
-        from .. import IMAGE_SHAPE
         from ..flops import count
 
         model = build(self.setting).eval()
         with torch.no_grad():
-            return float(count(lambda: model(torch.rand(1, *IMAGE_SHAPE))))
+            return float(count(lambda: model(torch.rand(1, *self.spec.shape))))
 
 
 RESTORER = Pretrained

@@ -65,7 +65,7 @@ def run_cmd(args) -> None:
     cfg = prm.section("robustness")
     out = check_writable(args.out, args.overwrite)
     noise_out = check_writable(args.noise_out, args.overwrite)
-    restorer = methods.restorer(args.method, prm.section("restorers"))
+    restorer = methods.restorer(args.method, prm.section("restorers"), prm.spec)
     restorer.load(dev, args.checkpoint)
     f = restorer.differentiable(restorer.model, prm.seed, cfg)
     plain, _ = read_plain(args.plain)

@@ -22,8 +22,14 @@ class Diffusion(Network):
         return EDMPrecond(config["network"], config.get("sigma_data", 0.5), config.get("cond_scaling", "none"))
 
     def network(self) -> dict:
-        s = self.section
-        return {"network": s["network"], "sigma_data": s["sigma_data"], "cond_scaling": s.get("cond_scaling", "none")}
+        """Six input channels for RGB (paper section 3: noisy state and conditioning image), 2C in general."""
+        s, c = self.section, self.spec.channels
+        net = dict(s["network"], in_channels=2 * c, out_channels=c, resolution=self.spec.height)
+        return {"network": net, "sigma_data": s["sigma_data"], "cond_scaling": s.get("cond_scaling", "none")}
+
+    @staticmethod
+    def image_channels(config: dict) -> int:
+        return int(config["network"]["out_channels"])
 
     def restore(self, images, rows, seed, batch, progress=False) -> Restored:
         from ... import methods

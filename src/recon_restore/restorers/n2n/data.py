@@ -53,7 +53,7 @@ def _indices(n: int, seed: int, label: str, start: int, size: int) -> np.ndarray
 
 class PoolPairs:
     def __init__(self, images: np.ndarray, variant: Variant, corruption_cfg: dict, seed: int):
-        """images: (N, 3, 32, 32) uint8 pool images; corruption_cfg: ``restorers.n2n.corruptions``
+        """images: (N, C, H, W) uint8 pool images; corruption_cfg: ``restorers.n2n.corruptions``
         section of the variant's corruption."""
         if variant.target not in ("noisy", "clean"):
             raise ValueError(f"{variant.name}: PoolPairs makes synthetic pairs; recon2recon reads shards (ReconPairs)")
@@ -133,7 +133,7 @@ class ReconPairs:
             s += batch_size
 
     def read(self, k: np.ndarray) -> torch.Tensor:
-        out = np.empty((len(k), 3, 32, 32), dtype=np.uint8)
+        out = np.empty((len(k), *self.recon[0].shape[1:]), dtype=np.uint8)
         for s in np.unique(self.shard[k]):
             m = self.shard[k] == s
             out[m] = gather_rows(self.recon[s], self.row[k[m]])

@@ -25,10 +25,12 @@ class N2N(Network):
         return N2NUNet(**config)
 
     def network(self) -> dict:
-        from ... import IMAGE_SHAPE
-
-        c = IMAGE_SHAPE[0]
+        c = self.spec.channels
         return dict(self.section["network"], in_channels=c, out_channels=c)
+
+    @staticmethod
+    def image_channels(config: dict) -> int:
+        return int(config["out_channels"])
 
     def train_input(self) -> str:
         return "pool" if self.variant.target in ("noisy", "clean") else "manifest"
