@@ -18,12 +18,11 @@ from ..runtime import device as get_device
 from ..runtime import setup
 from ..seeding import derive_seed, torch_generator
 from ..status import RunStatus
-from .model import init_weights
 from ..precision import dtype_of, matmul_mode
+from . import attacks
 from .reconstruct import Hparams, ReconConfig, reconstruct
 from .runs_file import write_runs
 from .target_file import load_target, save_target
-from .train import train_target
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +43,13 @@ def register(sub) -> None:
 
 
 def select_heldout(labels: np.ndarray, per_class: int, mode: str, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
-    """The evaluation network's training images: per class the first (or random) held-out
-    images, at most one per group (images of one group share pixels)."""
+    """The evaluation network's training images: per class of ``labels`` (the attack's training
+    labels) the first (or random) held-out images, at most one per group (images of one group
+    share pixels)."""
     out = []
     first = np.zeros(len(labels), dtype=bool)
     first[np.unique(np.arange(len(labels)) if groups is None else groups, return_index=True)[1]] = True
-    for c in (-1, 1):
+    for c in (int(c) for c in np.unique(labels)):
         idx = np.nonzero((labels == c) & first)[0]
         if len(idx) < per_class:
             raise UserError(f"evaluate.images_per_class = {per_class}, but the held-out set has only {len(idx)} images "
@@ -64,23 +64,26 @@ def target_cmd(args) -> None:
     prm = setup(args)
     dev = get_device(args, prm)
     ev, net = prm.section("evaluate"), prm.section("attack", "target")
+    attack = attacks.get(prm.section("attack"))
     tr = ev["train"]
-    held = read_image_set(args.heldout)
-    sel = select_heldout(held.labels, ev["images_per_class"], ev["selection"], prm.seed, held.groups)
-    images, labels, ids = held.images[sel], held.labels[sel], held.ids[sel]
+    held = read_image_set(args.heldout, prm.spec)
+    train_labels = attack.training_labels(held.labels, held.classes)
+    sel = select_heldout(train_labels, ev["images_per_class"], ev["selection"], prm.seed, held.groups)
+    images, labels, ids = held.images[sel], train_labels[sel], held.ids[sel]
     dt = dtype_of(tr["precision"])
     x = torch.from_numpy(images).to(torch.float64) / 255
     mean = x.mean(0)
     xc = (x - mean).flatten(1).to(device=dev, dtype=dt)[None]
     y = torch.from_numpy(labels).to(device=dev, dtype=dt)[None]
-    w = init_weights(1, xc.shape[-1], net["hidden"], net["bias"], net["init_std"], torch_generator(prm.seed, "eval-target"), dt, dev)
+    w = attack.init(1, xc.shape[-1], net, attack.outputs(train_labels), torch_generator(prm.seed, "eval-target"), dt, dev)
     with matmul_mode(tr["precision"]):
-        res = train_target(w, xc, y, tr["optimizer"], tr["lr"], tr["epochs"], args.progress, "train evaluation target")
+        res = attack.train(w, xc, y, tr["optimizer"], tr["lr"], tr["epochs"], args.progress, "train evaluation target")
     if bool(res.failed[0]):
         raise UserError("evaluation target training diverged (NaN/inf); lower evaluate.train.lr")
     stats = {"loss": float(res.loss[0]), "min_margin": float(res.min_margin[0]), "accuracy": float(res.accuracy[0]), "images": len(sel)}
     log.info("evaluation target: %s", stats)
-    save_target(args.out, res.weights, images, labels, ids, mean, stats, provenance(prm.cfg, prm.seed, preset=prm.preset), args.overwrite)
+    save_target(args.out, res.weights, images, labels, ids, mean, stats,
+                provenance(prm.cfg, prm.seed, preset=prm.preset, attack=attack.name), args.overwrite)
 
 
 def runs_cmd(args) -> None:
@@ -96,6 +99,7 @@ def runs_cmd(args) -> None:
         raise UserError(f"--batch {args.batch}: no runs (evaluate.runs = {total}, runs_per_job = {per_job})")
     run_ids = list(range(first, min(total, first + per_job)))
     tgt = load_target(args.target)
+    attack = attacks.get(prm.section("attack"))
     dt = dtype_of(rc["precision"])
     w = tgt["w"].to(device=dev, dtype=dt)
     train_x = (tgt["images"].double() / 255 - tgt["mean"]).flatten(1)
@@ -110,9 +114,9 @@ def runs_cmd(args) -> None:
         with matmul_mode(rc["precision"]):
             res = reconstruct(w, hp, cfg, w.W1.shape[-1], [torch_generator(h["seed"]) for h in hb], train_images=train_x,
                               checkpoint=state, checkpoint_every=rc["checkpoint_every"], progress=args.progress,
-                              desc=f"runs {ids[0]}-{ids[-1]}")
+                              desc=f"runs {ids[0]}-{ids[-1]}", attack=attack)
         state.unlink(missing_ok=True)
-        nan = torch.full((len(ids), 2 * cfg.candidates_per_class, w.W1.shape[-1]), float("nan"))
+        nan = torch.full((len(ids), len(res.y), w.W1.shape[-1]), float("nan"))
         log.info("runs %s: status %s", ids, res.status)
         return {"snapshots": torch.stack([res.snapshots.get(s, nan) for s in cfg.snapshots], 1),  # (R, S, 2m, d)
                 "lam": res.lam, "y": res.y, "stopped_at": res.stopped_at,
@@ -121,7 +125,8 @@ def runs_cmd(args) -> None:
 
     jobs = [(f"runs-{run_ids[b]:06d}-{run_ids[min(b + per_batch, len(run_ids)) - 1]:06d}.pt",
              lambda b=b: batch(run_ids[b : b + per_batch], hps[b : b + per_batch])) for b in range(0, len(run_ids), per_batch)]
-    fp = fingerprint({"evaluate": ev, "seed": prm.seed, "target": file_sha256(args.target), "batch": args.batch}, "attack", "runs")
+    fp = fingerprint({"evaluate": ev, "attack": attack.name, "seed": prm.seed, "target": file_sha256(args.target), "batch": args.batch},
+                     "attack", "runs")
     results = run_resumable(parts_dir, jobs, lambda p, d: torch.save(d, p), lambda p: torch.load(p, weights_only=True), fp)
     write_runs(out, results, hps, cfg.snapshots, provenance(prm.cfg, prm.seed, preset=prm.preset, batch=args.batch,
                                                          abort_criterion=rc["abort"]["criterion"]), args.overwrite)

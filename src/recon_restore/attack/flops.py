@@ -38,16 +38,21 @@ def reconstruction_iteration_flops(d: int, hidden: list[int], m: int) -> int:
 
 
 def dataset_run_flops(hidden: list[int], n: int, m: int, epochs: int, iterations: int, snapshots: int,
-                      variant: str = "haim", shape: tuple | None = None) -> float:
+                      variant: str = "haim", shape: tuple | None = None, attack=None, classes: int = 2) -> float:
     """One attack run on images of ``shape`` (C, H, W; default the paper's): ``epochs`` of
     training on n images, ``iterations`` of reconstructing m candidates, and matching
-    ``snapshots`` snapshots of them against the n images."""
+    ``snapshots`` snapshots of them against the n images. ``attack`` (``attacks.Attack``;
+    default the binary one) over ``classes`` classes."""
     import math
 
     from ..data.spec import CIFAR
 
     shape = tuple(shape or CIFAR.shape)
     d = math.prod(shape)
-    f = epochs * target_epoch_flops(d, hidden, n) if epochs else 0
-    f += iterations * reconstruction_iteration_flops(d, hidden, m)
+    if attack is None:
+        f = epochs * target_epoch_flops(d, hidden, n) if epochs else 0
+        f += iterations * reconstruction_iteration_flops(d, hidden, m)
+    else:
+        f = epochs * attack.epoch_flops(d, hidden, n, classes) if epochs else 0
+        f += iterations * attack.iteration_flops(d, hidden, m, classes)
     return f + snapshots * m * n * ssim_pair_flops(variant, shape)

@@ -24,7 +24,7 @@ from ..io import atomic_path
 from . import abort as abort_mod
 from . import optim
 from .model import Weights
-from .objective import candidate_labels, closed_form, layer_sq_norms
+from .attacks import Attack
 
 
 @dataclass
@@ -93,16 +93,24 @@ def reconstruct(
     progress: bool = False,
     desc: str = "reconstruct",
     on_step: Callable[[int, torch.Tensor], None] | None = None,
+    attack: Attack | None = None,
 ) -> ReconResult:
     """Run R reconstructions. ``w`` has R runs or 1 (shared); ``hp`` fields are (R,).
+    ``attack``: the objective and the candidates' labels (``attacks``; default Haim et al.'s binary one).
 
     ``generators``: one per run, so a run's initial draw does not depend on its batch.
     ``train_images`` (n, d), mean-subtracted, is needed only by the oracle abort criterion.
     """
+    if attack is None:
+        from .attacks import get
+
+        attack = get("kkt_binary")
     R = hp.lr.shape[0]
-    m = 2 * cfg.candidates_per_class
     dev, dt = w.W1.device, w.W1.dtype
-    y = candidate_labels(m, dt, dev)
+    C = attack.classes(w)
+    y = attack.candidate_labels(cfg.candidates_per_class, C, dt, dev)
+    m = len(y)
+    lam_shape = attack.lambda_shape(m, C)
     hp = Hparams(*(t.to(device=dev, dtype=dt) for t in (hp.lr, hp.lambda_lr, hp.sigma, hp.lambda_min, hp.alpha)))
     if cfg.abort_criterion == "oracle" and train_images is None:
         raise ValueError("the oracle abort criterion needs the training images")
@@ -113,7 +121,7 @@ def reconstruct(
         gens = generators if generators is not None else [None] * R
         if len(gens) != R:
             raise ValueError(f"need one generator per run: {len(gens)} for {R} runs")
-        lam0 = torch.stack([torch.rand(m, generator=g, dtype=torch.float64) for g in gens])
+        lam0 = torch.stack([torch.rand(*lam_shape, generator=g, dtype=torch.float64) for g in gens])
         x0 = torch.stack([torch.randn(m, dims, generator=g, dtype=torch.float64) for g in gens])
         state = {
             "it": 0,
@@ -132,7 +140,7 @@ def reconstruct(
     x, lam = state["x"], state["lam"]
     hp_a = hp.select(active.to(dev))
     w_a = w.select(active.to(dev))
-    layer_sq = layer_sq_norms(w_a)
+    layer_sq = attack.cache(w_a)
     opt_x = optim.make(cfg.optimizer, hp_a.lr, cfg.momentum)
     opt_l = optim.make(cfg.optimizer, hp_a.lambda_lr, cfg.momentum)
     if state["opt_x"] is not None:
@@ -152,17 +160,14 @@ def reconstruct(
     bar = tqdm(total=cfg.iterations, initial=state["it"], desc=desc, disable=not progress, mininterval=5)
     it = state["it"]
     while it < cfg.iterations and len(active):
-        out = closed_form(w_a, x, lam, y, hp_a.alpha, hp_a.lambda_min, layer_sq)
+        out = attack.objective(w_a, x, lam, y, hp_a.alpha, hp_a.lambda_min, layer_sq)
         total = out.total
         # a NaN or inf anywhere in a run's gradients makes its sums non-finite (one pass, not four)
-        keep = torch.isfinite(total + out.grad_x.flatten(1).sum(1) + out.grad_lam.sum(1))
+        keep = torch.isfinite(total + out.grad_x.flatten(1).sum(1) + out.grad_lam.flatten(1).sum(1))
         drop = ~keep
         if cfg.abort_at is not None and it == cfg.abort_at:
             if cfg.abort_criterion in ("blind", "none"):  # none: the blind score is recorded, nothing is aborted
-                first_sq = layer_sq[:, 0]
-                if w_a.b1 is not None:
-                    first_sq = first_sq + w_a.b1.pow(2).sum(1)
-                score = abort_mod.blind_score(out.stat_first, first_sq)
+                score = abort_mod.blind_score(out.stat_first, attack.first_layer_sq(w_a, layer_sq))
             else:
                 score = abort_mod.ncc_extraction_score(x, train_images.to(device=dev, dtype=dt))
             abort_score[active] = score.detach().double().cpu()
@@ -180,7 +185,7 @@ def reconstruct(
             active = active[sel.cpu()]
             x, lam, out_gx, out_gl = x[sel], lam[sel], out.grad_x[sel], out.grad_lam[sel]
             hp_a, w_a = hp_a.select(sel), w_a.select(sel)
-            layer_sq = layer_sq if layer_sq.shape[0] == 1 else layer_sq[sel]  # one shared network
+            layer_sq = attack.select_cache(layer_sq, sel)  # one shared network: kept
             opt_x.select(sel)
             opt_l.select(sel)
             if not len(active):
@@ -203,9 +208,9 @@ def reconstruct(
         bar.update(1)
     bar.close()
     if len(active):
-        out = closed_form(w_a, x, lam, y, hp_a.alpha, hp_a.lambda_min, layer_sq)
+        out = attack.objective(w_a, x, lam, y, hp_a.alpha, hp_a.lambda_min, layer_sq)
         record(out, active)
-    lam_full = torch.full((R, m), float("nan"), dtype=torch.float64)
+    lam_full = torch.full((R, *lam_shape), float("nan"), dtype=torch.float64)
     lam_full[active] = lam.detach().double().cpu()
     return ReconResult(
         snapshots={k: snaps[k] for k in sorted(snaps)},

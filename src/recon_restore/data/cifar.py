@@ -179,6 +179,9 @@ class _Cifar10:
     def spec(self, cfg: dict):
         return CIFAR
 
+    def num_classes(self, data_cfg: dict) -> int:
+        return len(CLASS_NAMES)
+
     def inputs(self, data_cfg: dict) -> list[str]:
         f = data_cfg.get("cifair") or {}
         return [data_cfg["cifar10"]["path"], f.get("zip"), f.get("duplicates")]

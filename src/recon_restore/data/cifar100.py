@@ -86,6 +86,9 @@ class _Cifar100:
     def inputs(self, data_cfg: dict) -> list[str]:
         return [data_cfg["cifar100"]["path"]]
 
+    def num_classes(self, data_cfg: dict) -> int:
+        return 100 if data_cfg["cifar100"]["label"] == "fine" else 20
+
     def load(self, data_cfg: dict, seed: int):
         c = data_cfg["cifar100"]
         return load_cifar100(c["path"], c["checksums"], c.get("url"), c.get("label", "fine"))

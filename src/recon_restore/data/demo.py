@@ -154,6 +154,9 @@ class _Demo:
     def inputs(self, data_cfg: dict) -> list[str]:
         return []
 
+    def num_classes(self, data_cfg: dict) -> int:
+        return len(CLASS_NAMES)
+
     def load(self, data_cfg: dict, seed: int) -> tuple[ImageSet, ImageSet]:
         from ..seeding import derive_seed
 

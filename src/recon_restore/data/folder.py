@@ -132,6 +132,16 @@ class _Folder:
         c = data_cfg["folder"]
         return [c["pool"], c.get("heldout")]
 
+    def num_classes(self, data_cfg: dict) -> int:
+        """Class subfolders (or distinct labels of the .npz) of the pool; 2 while it does not exist."""
+        p = Path(data_cfg["folder"]["pool"])
+        if p.is_dir():
+            return max(1, sum(1 for q in p.iterdir() if q.is_dir() and not q.name.startswith(".")))
+        if p.is_file() and p.suffix == ".npz":
+            with np.load(p, allow_pickle=False) as z:
+                return int(len(np.unique(z["labels"]))) if "labels" in z.files else 2
+        return 2
+
     def load(self, data_cfg: dict, seed: int) -> tuple[ImageSet, ImageSet]:
         c = data_cfg["folder"]
         spec = self.spec(c)

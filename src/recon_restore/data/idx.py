@@ -52,6 +52,9 @@ class IdxSource:
     def inputs(self, data_cfg: dict) -> list[str]:
         return [data_cfg[self.name]["path"]]
 
+    def num_classes(self, data_cfg: dict) -> int:
+        return len(self.class_names)
+
     def _read(self, folder: Path, stem: str, sums: dict, url: str | None) -> bytes:
         key = f"data.{self.name}"
         for name in (stem + ".gz", stem):

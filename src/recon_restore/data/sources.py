@@ -49,6 +49,10 @@ class Source:
         """(pool, held-out) with the source's classes; labels are set by ``split`` afterwards."""
         raise NotImplementedError
 
+    def num_classes(self, data_cfg: dict) -> int:
+        """How many classes the source has (the plan of the multiclass attack)."""
+        return 10
+
 
 def get(name: str) -> Source:
     if name not in SOURCES:
@@ -69,6 +73,10 @@ def section(data_cfg: dict) -> dict:
 def spec_of(data_cfg: dict) -> ImageSpec:
     """The image spec every stage of this preset works in."""
     return get(data_cfg["source"]).spec(section(data_cfg))
+
+
+def num_classes(data_cfg: dict) -> int:
+    return int(get(data_cfg["source"]).num_classes(data_cfg))
 
 
 def inputs(data_cfg: dict) -> list[str]:

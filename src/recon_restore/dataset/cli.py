@@ -57,6 +57,7 @@ def register(sub) -> None:
 
 
 def wave_cmd(args) -> None:
+    from ..attack import attacks
     from .waves import counts_from_shards, make_wave
 
     prm = setup(args)
@@ -65,9 +66,10 @@ def wave_cmd(args) -> None:
     if not 0 <= args.wave < len(lay["waves"]):
         raise UserError(f"--wave {args.wave}: the preset has {len(lay['waves'])} waves")
     phase, runs = lay["waves"][args.wave]
-    pool = read_image_set(args.pool)
+    pool = read_image_set(args.pool, prm.spec)
     counts = counts_from_shards(args.shards, len(pool)) if phase == "least_seen" else None
-    plan = make_wave(pool.labels, runs, cfg["attack"]["train"]["images_per_class"], prm.seed, phase, counts,
+    labels = attacks.get(cfg["attack"]).training_labels(pool.labels, pool.classes)
+    plan = make_wave(labels, runs, cfg["attack"]["train"]["images_per_class"], prm.seed, phase, counts,
                      cfg["dataset"]["least_seen"])
     plan["wave"] = args.wave
     plan["provenance"] = provenance(cfg, prm.seed, preset=prm.preset)

@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from ..attack import flops
+from ..attack import attacks, flops
 from ..data.store import ImageSet
 from ..seeding import derive_seed
 from .generate import pairs_of, reconstruct_batch
@@ -104,7 +104,7 @@ def measure(pool: ImageSet, cfg: dict, study: dict, seed: int, device: torch.dev
         runs = []
         for k in range(study["runs"]):
             s = derive_seed(seed, "cost-study", k)  # the same images and seeds for every setting
-            idx = sample_run(pool.labels, imgs, np.random.default_rng(s))
+            idx = sample_run(attacks.get(c["attack"]).training_labels(pool.labels, pool.classes), imgs, np.random.default_rng(s))
             runs.append({"run": k, "seed": int(s), "indices": idx.tolist()})
         log.info("cost study: %d runs, %d epochs, %d iterations, %d candidates and %d images per class", len(runs), epochs,
                  last, cand, imgs)

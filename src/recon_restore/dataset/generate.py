@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..attack.model import Weights, init_weights
+from ..attack import attacks
+from ..attack.model import Weights
 from ..precision import dtype_of, matmul_mode
 from ..attack.reconstruct import Hparams, ReconConfig, reconstruct
-from ..attack.train import train_target
 from ..data.store import ImageSet
 from ..io import run_resumable
 from ..status import RunStatus
@@ -61,6 +61,8 @@ def reconstruct_batch(pool: ImageSet, runs: list[dict], cfg: dict, device: torch
     aug_cfg = augment.AugmentConfig.from_params(cfg["dataset"]["augment"])
     R = len(runs)
     n = len(runs[0]["indices"])
+    attack = attacks.get(acfg)
+    train_labels = attack.training_labels(pool.labels, pool.classes)
 
     clean, labels, auglab = [], [], []
     for r in runs:
@@ -69,7 +71,7 @@ def reconstruct_batch(pool: ImageSet, runs: list[dict], cfg: dict, device: torch
         img = torch.from_numpy(pool.images[idx]).to(torch.float64) / 255
         lab = augment.sample_labels(n, aug_cfg, rng)
         clean.append(augment.apply(img, lab, aug_cfg))
-        labels.append(torch.from_numpy(pool.labels[idx]).to(torch.float64))
+        labels.append(torch.from_numpy(train_labels[idx]).to(torch.float64))
         auglab.append(lab)
     X = torch.stack(clean)  # (R, n, C, H, W) in [0, 1], augmented
     mean = X.mean(1)
@@ -77,15 +79,15 @@ def reconstruct_batch(pool: ImageSet, runs: list[dict], cfg: dict, device: torch
     Y = torch.stack(labels).to(device=device, dtype=dt)
 
     # one generator per run: a run's network does not depend on the batch it runs in
-    w0 = Weights.cat([init_weights(1, Xc.shape[-1], net["hidden"], net["bias"], net["init_std"],
-                                   torch_generator(r["seed"], "init"), dt, device) for r in runs])
+    outputs = attack.outputs(train_labels)
+    w0 = Weights.cat([attack.init(1, Xc.shape[-1], net, outputs, torch_generator(r["seed"], "init"), dt, device) for r in runs])
     with matmul_mode(prec):
-        trained = train_target(w0, Xc, Y, tr["optimizer"], tr["lr"], tr["epochs"], progress, "train targets")
+        trained = attack.train(w0, Xc, Y, tr["optimizer"], tr["lr"], tr["epochs"], progress, "train targets")
         full = lambda v: torch.full((R,), float(v), dtype=dt, device=device)  # noqa: E731
         hp = Hparams(full(rc["lr"]), full(rc["lambda_lr"]), full(rc["sigma"]), full(rc["lambda_min"]), full(rc["alpha"]))
         rcfg = ReconConfig.from_params(rc)
         res = reconstruct(trained.weights, hp, rcfg, Xc.shape[-1], [torch_generator(r["seed"], "reconstruct") for r in runs],
-                          progress=progress, desc="reconstruct")
+                          progress=progress, desc="reconstruct", attack=attack)
     failed, snaps = [], []
     for j in range(R):
         bad = bool(trained.failed[j]) or res.status[j] != "ok"

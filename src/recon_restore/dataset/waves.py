@@ -19,26 +19,29 @@ from ..seeding import derive_seed
 
 
 def sample_run(labels: np.ndarray, per_class: int, rng: np.random.Generator, allowed: np.ndarray | None = None) -> np.ndarray:
+    """``per_class`` images of every class of ``labels`` (the attack's training labels: -1/+1 for
+    the binary attack, class indices for the multiclass one)."""
     out = []
-    for c in (-1, 1):
+    for c in np.unique(labels):
         idx = np.nonzero(labels == c)[0]
         if allowed is not None:
             idx = np.intersect1d(idx, allowed)
         if len(idx) < per_class:
-            raise UserError(f"dataset wave: only {len(idx)} pool images of class {c:+d} available, {per_class} per class needed")
+            raise UserError(f"dataset wave: only {len(idx)} pool images of class {int(c):+d} available, {per_class} per class needed")
         out.append(rng.choice(idx, size=per_class, replace=False))
     return np.sort(np.concatenate(out))
 
 
 def least_seen(labels: np.ndarray, counts: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """The n/2 least-seen images of each class (random tie-break)."""
+    """The n / C least-seen images of each of the C classes (random tie-break)."""
     keep = []
-    for c in (-1, 1):
+    classes = np.unique(labels)
+    for c in classes:
         idx = np.nonzero(labels == c)[0]
         order = rng.permutation(len(idx))
         idx = idx[order]
         idx = idx[np.argsort(counts[idx], kind="stable")]
-        keep.append(idx[: n // 2])
+        keep.append(idx[: n // len(classes)])
     return np.sort(np.concatenate(keep))
 
 

@@ -157,10 +157,13 @@ def galleries_cmd(args) -> None:
 
     prm = setup(args)
     tgt = load_target(args.target)
-    held, pool = read_image_set(args.heldout), read_image_set(args.pool)
+    from ..attack import attacks
+
+    held, pool = read_image_set(args.heldout, prm.spec), read_image_set(args.pool, prm.spec)
     timg, tlab = tgt["images"].numpy(), tgt["labels"].numpy()
+    held_labels = attacks.get(prm.section("attack")).training_labels(held.labels, held.classes)
     gal = build_galleries(held, tgt["ids"].numpy(), timg, tlab, pool.images, prm.section("evaluate")["null_galleries"],
-                          derive_seed(prm.seed, "null-galleries"))
+                          derive_seed(prm.seed, "null-galleries"), held_labels)
     check_unseen(gal, timg, pool.images, str(args.out))
     write_galleries(args.out, gal, provenance(prm.cfg, prm.seed, preset=prm.preset), args.overwrite)
     log.info("null galleries: %d of %d images (%s)", len(gal), gal.images.shape[1], "disjoint" if gal.disjoint else "overlapping")

@@ -43,36 +43,39 @@ def content_keys(images: np.ndarray) -> set[bytes]:
 
 
 def build_galleries(held: ImageSet, train_ids: np.ndarray, train_images: np.ndarray, train_labels: np.ndarray,
-                    pool_images: np.ndarray, k: int, seed: int) -> Galleries:
+                    pool_images: np.ndarray, k: int, seed: int, held_labels: np.ndarray | None = None) -> Galleries:
     """K galleries with the training set's class counts, one image per group, from held-out
     images that are not training images or pool images (compared by pixel content, not by
-    id) and share no group with a training image."""
+    id) and share no group with a training image. ``held_labels``: the held-out images in the
+    attack's training labels (default their binary labels)."""
+    labels = held.labels if held_labels is None else held_labels
+    classes = [int(c) for c in np.unique(train_labels)]
     seen = content_keys(train_images) | content_keys(pool_images)
     train_groups = np.unique(held.groups[np.isin(held.ids, train_ids)])
     free = np.array([hashlib.sha256(np.ascontiguousarray(im).tobytes()).digest() not in seen for im in held.images])
     free &= ~np.isin(held.groups, train_groups)
     rng = np.random.default_rng(seed)
-    per_class = {c: int((train_labels == c).sum()) for c in (-1, 1)}
+    per_class = {c: int((train_labels == c).sum()) for c in classes}
     members = {}
-    for c in (-1, 1):
-        idx = np.nonzero(free & (held.labels == c))[0]
+    for c in classes:
+        idx = np.nonzero(free & (labels == c))[0]
         groups = np.unique(held.groups[idx])
         members[c] = [idx[held.groups[idx] == g] for g in rng.permutation(groups)]
         if len(members[c]) < per_class[c]:
             raise UserError(f"null galleries: need {per_class[c]} unseen held-out images of class {c:+d} per gallery, "
                             f"but only {len(members[c])} (of distinct groups) are left outside the evaluated images and the "
                             f"pool; raise the held-out set (data.demo.heldout_per_class) or lower evaluate.images_per_class")
-    disjoint = all(len(members[c]) >= k * per_class[c] for c in (-1, 1))
+    disjoint = all(len(members[c]) >= k * per_class[c] for c in classes)
     sel = []
     for g in range(k):
         parts = []
-        for c in (-1, 1):
+        for c in classes:
             n = per_class[c]
             chosen = range(g * n, (g + 1) * n) if disjoint else np.sort(rng.choice(len(members[c]), n, replace=False))
             parts.append([int(rng.choice(members[c][i])) for i in chosen])
         sel.append(np.concatenate(parts))
     sel = np.stack(sel)
-    return Galleries(held.images[sel], held.labels[sel], held.ids[sel], disjoint)
+    return Galleries(held.images[sel], labels[sel], held.ids[sel], disjoint)
 
 
 def check_unseen(gal: Galleries, train_images: np.ndarray, pool_images: np.ndarray, source: str = "null galleries") -> None:

@@ -93,23 +93,30 @@ def attack_passes(rb: dict, net: dict) -> float:
 
 def jobs(cfg: dict) -> list[Job]:
     """Every GPU job of the preset ``cfg`` (limits and hours unset: see ``plan``)."""
+    from ..attack import attacks
+    from ..data.sources import num_classes
+
     spec = spec_of(cfg["data"])
     d, hidden = spec.dim, cfg["attack"]["target"]["hidden"]
+    attack = attacks.get(cfg["attack"])
+    C = attack.plan_classes(num_classes(cfg["data"]))
     ev, at, rc = cfg["evaluate"], cfg["attack"], cfg["restorers"]
     out: list[Job] = []
-    n_eval, m_eval = 2 * ev["images_per_class"], 2 * ev["reconstruct"]["candidates_per_class"]
+    n_eval, m_eval = C * ev["images_per_class"], C * ev["reconstruct"]["candidates_per_class"]
     batches = math.ceil(ev["runs"] / ev["runs_per_job"])
-    target = ev["train"]["epochs"] * attack_flops.target_epoch_flops(d, hidden, n_eval)
-    eval_runs = ev["runs_per_job"] * attack_flops.dataset_run_flops(hidden, n_eval, m_eval, 0, ev["reconstruct"]["iterations"], 0, shape=spec.shape)
+    target = ev["train"]["epochs"] * attack.epoch_flops(d, hidden, n_eval, C)
+    eval_runs = ev["runs_per_job"] * attack_flops.dataset_run_flops(hidden, n_eval, m_eval, 0, ev["reconstruct"]["iterations"], 0,
+                                                                    shape=spec.shape, attack=attack, classes=C)
     settings = [("attack", "")] + ([("adapt", "")] if (rc.get("adapt") or {}).get("enabled") else [])
     for stage, _ in settings:
         out.append(Job(f"{stage}_target", "", 1, target, ev["train"]["precision"]))
         out.append(Job(f"{stage}_runs", "", batches, eval_runs, ev["reconstruct"]["precision"]))
     ds = cfg["dataset"]
     at = effective(cfg)["attack"]  # dataset.schedule: paper | fast
-    n_ds, m_ds = 2 * at["train"]["images_per_class"], 2 * at["reconstruct"]["candidates_per_class"]
+    n_ds, m_ds = C * at["train"]["images_per_class"], C * at["reconstruct"]["candidates_per_class"]
     shard = ds["runs_per_job"] * attack_flops.dataset_run_flops(hidden, n_ds, m_ds, at["train"]["epochs"], at["reconstruct"]["iterations"],
-                                                         len(at["reconstruct"]["snapshots"]), ds["match"]["ssim_variant"], spec.shape)
+                                                         len(at["reconstruct"]["snapshots"]), ds["match"]["ssim_variant"], spec.shape,
+                                                                attack, C)
     out.append(Job("dataset_shard", "", len(layout(cfg)["jobs"]), shard, at["train"]["precision"]))
     study = ds["cost_study"]
     if study["enabled"]:
