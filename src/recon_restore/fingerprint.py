@@ -111,8 +111,9 @@ def command_closure(stage: str, verb: str, module: str | None = None, root: Path
     ``func`` its parser in ``<stage>/cli.py`` sets) with the module-level imports of its CLI module,
     the imports inside the function and inside the module's functions it calls, and what
     those import in turn; with ``module``, also that module's closure (a restorer's
-    implementation, ``methods.kind_module``: the registry names it by a string, so no
-    import statement does)."""
+    implementation, ``methods.kind_module``; an attack's or a data source's, ``attacks.module_of``
+    and ``sources.module_of``: a registry names it by a string, so no import statement does;
+    a tuple names several)."""
     import ast
 
     cli = f"recon_restore.{stage}.cli"
@@ -138,8 +139,8 @@ def command_closure(stage: str, verb: str, module: str | None = None, root: Path
                 todo.append(node.id)
     start = [cli.rsplit(".", 1)[0]] + _imports(nodes, cli, False)
     files = set(_closure(start, root)) | {f}
-    if module:
-        files |= set(_closure([module], root))
+    for m in (module,) if isinstance(module, str) else (module or ()):
+        files |= set(_closure([m], root))
     return tuple(sorted(files))
 
 

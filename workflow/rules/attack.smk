@@ -18,7 +18,8 @@ rule attack_target:
     params:
         cfg=section("evaluate", "train"),
         net=section("attack", "target"),
-        code=code("attack target"),
+        code=code("attack target", part=ATTACK_MODULE),
+        attack=attack_kind(),
         compile=section("compile"),
     shell:
         cli("attack target") + " --heldout {input} --out {output} > {log} 2>&1"
@@ -41,7 +42,8 @@ rule attack_runs:
         mem_mb=16000,
     params:
         cfg=section("evaluate", skip=["curve"]),
-        code=code("attack runs"),
+        code=code("attack runs", part=ATTACK_MODULE),
+        attack=attack_kind(),
         compile=section("compile"),
     shell:
         cli("attack runs")

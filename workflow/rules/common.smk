@@ -5,6 +5,7 @@ import sys
 from recon_restore.config import Params, load_doc, validate_params, write_resolved
 from recon_restore.errors import UserError
 from recon_restore import methods
+from recon_restore.attack import attacks
 from recon_restore.data import sources
 from recon_restore.fingerprint import command_hash
 from recon_restore.workflow import Plan
@@ -67,19 +68,32 @@ def section(*keys, skip=()):
     return repr({k: v for k, v in node.items() if k not in skip} if skip else node)
 
 
+def attack_kind():
+    """The attack's method and settings (params attack, less the network and its schedules):
+    a rule that trains or attacks a target, or groups images by its classes, reruns on a change.
+    """
+    return section("attack", skip=["target", "train", "reconstruct"])
+
+
 def caption(path):
     """The caption file (workflow/report/<name>.rst) of a report table or figure."""
     name = os.path.splitext(os.path.basename(path))[0]
     return f"../report/{name}.rst"
 
 
-def code(command, restorer=None):
+def code(command, restorer=None, part=None):
     """Hash of the sources one command runs ("stage verb"; with a restorer, also the module
-    implementing it): the rule reruns when that code changes, and for no other change.
+    implementing it; with ``part``, the attack's or the data source's module, which their
+    registries name by a string): the rule reruns when that code changes, and for no other.
     """
+    extra = [methods.kind_module(restorer)] if restorer else []
     return command_hash(
-        *command.split(), methods.kind_module(restorer) if restorer else None
+        *command.split(), tuple(extra + ([part] if part else [])) or None
     )
+
+
+ATTACK_MODULE = attacks.module_of(CFG["attack"])
+SOURCE_MODULE = sources.module_of(CFG["data"])
 
 
 # ---- input functions of the rules files -------------------------------------------------

@@ -17,7 +17,7 @@ rule data_prepare:
         mem_mb=8000,
     params:
         cfg=section("data"),
-        code=code("data prepare"),
+        code=code("data prepare", part=SOURCE_MODULE),
     shell:
         cli("data prepare")
         + " --pool {output.pool} --heldout {output.heldout} > {log} 2>&1"

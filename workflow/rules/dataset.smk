@@ -21,7 +21,8 @@ rule dataset_wave:
     params:
         cfg=section("dataset", skip=["cost_study"]),
         per_class=section("attack", "train", "images_per_class"),
-        code=code("dataset wave"),
+        attack=attack_kind(),
+        code=code("dataset wave", part=ATTACK_MODULE),
     shell:
         cli("dataset wave")
         + " --pool {input.pool} --wave {wildcards.wave} --shards {input.shards} --out {output} > {log} 2>&1"
@@ -46,7 +47,7 @@ rule dataset_shard:
     params:
         attack=section("attack"),
         dataset=section("dataset", skip=["cost_study"]),
-        code=code("dataset shard"),
+        code=code("dataset shard", part=ATTACK_MODULE),
         compile=section("compile"),
     shell:
         cli("dataset shard")
@@ -111,7 +112,7 @@ rule dataset_cost:
     params:
         cfg=section("dataset", "cost_study"),
         attack=section("attack"),
-        code=code("dataset cost-study"),
+        code=code("dataset cost-study", part=ATTACK_MODULE),
         out=lambda w, output: os.path.dirname(output[0]),
     shell:
         cli("dataset cost-study")

@@ -123,7 +123,8 @@ rule evaluate_galleries:
         mem_mb=8000,
     params:
         cfg=section("evaluate", "null_galleries"),
-        code=code("evaluate galleries"),
+        code=code("evaluate galleries", part=ATTACK_MODULE),
+        attack=attack_kind(),
     shell:
         cli("evaluate galleries")
         + " --target {input.target} --heldout {input.heldout} --pool {input.pool} --out {output} > {log} 2>&1"

@@ -88,6 +88,13 @@ class Attack:
         raise NotImplementedError
 
 
+def module_of(cfg: dict | str) -> str:
+    """The module implementing the attack of a params ``attack`` section (its code hash)."""
+    name = cfg if isinstance(cfg, str) else cfg.get("method", "kkt_binary")
+    get(name)
+    return f"{__package__}.{ATTACKS[name]}"
+
+
 def get(cfg: dict | str) -> Attack:
     """The attack of a params ``attack`` section (``method`` and its settings), or by name."""
     name = cfg if isinstance(cfg, str) else cfg.get("method", "kkt_binary")

@@ -63,6 +63,12 @@ def get(name: str) -> Source:
     return getattr(importlib.import_module(f".{module}", __package__), attr or "SOURCE")
 
 
+def module_of(data_cfg: dict) -> str:
+    """The module implementing the preset's source (its code hash)."""
+    get(data_cfg["source"])
+    return f"{__package__}.{SOURCES[data_cfg['source']].partition(':')[0]}"
+
+
 def section(data_cfg: dict) -> dict:
     name = data_cfg["source"]
     if name not in data_cfg:
