@@ -29,3 +29,4 @@ rule all:
         PLAN.robustness_outputs() if CFG["robustness"]["enabled"] else [],
         PLAN.cost_study_outputs() if CFG["dataset"]["cost_study"]["enabled"] else [],
         PLAN.curve_outputs() if CURVE["enabled"] else [],
+        PLAN.cross_outputs() if CFG["evaluate"]["cross_attack"]["enabled"] else [],

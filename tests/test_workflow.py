@@ -117,8 +117,19 @@ def _rule_commands() -> dict[str, set]:
             m = re.search(r'cli\("(\w+) ([\w-]+)"\)', block)
             if m:
                 wc = re.search(r'code=lambda w: code\("[\w -]+", w\.(\w+)\)', block)
-                out[f.stem].add((*m.groups(), wc.group(1) if wc else None))
+                part = re.search(r'code=code\("[\w -]+", part=(\w+)\)', block)
+                out[f.stem].add((*m.groups(), wc.group(1) if wc else part.group(1) if part else None))
     return out
+
+
+def _parts(kind: str) -> list:
+    """Every module a ``part=`` of the rules may name (the registries' modules: DVC tracks the union)."""
+    from recon_restore.attack.attacks import ATTACKS
+    from recon_restore.data.sources import SOURCES
+
+    if kind == "SOURCE_MODULE":
+        return [f"recon_restore.data.{m.partition(':')[0]}" for m in SOURCES.values()]
+    return [f"recon_restore.attack.{m}" for m in ATTACKS.values()]
 
 
 # DVC stage -> the rules files whose commands it runs
@@ -141,6 +152,10 @@ def test_dvc_deps_are_the_closure_of_each_stages_commands():
         want = set()
         for f in files:
             for st, verb, wc in rules[f]:
+                if wc in ("ATTACK_MODULE", "SOURCE_MODULE", "CROSS_MODULE"):
+                    for part in _parts(wc):
+                        want |= set(command_closure(st, verb, part))
+                    continue
                 for r in (methods.RESTORERS if wc else [None]):
                     want |= set(command_closure(st, verb, r and methods.kind_module(r)))
         assert deps == closure_dirs(want), stage
@@ -153,6 +168,7 @@ def test_a_command_hash_covers_its_own_command_and_restorer_only(tmp_path):
     import shutil
 
     from recon_restore import methods
+    from recon_restore.attack import attacks
     from recon_restore.fingerprint import PACKAGE, command_closure, command_hash
 
     root = tmp_path / "recon_restore"
@@ -161,7 +177,10 @@ def test_a_command_hash_covers_its_own_command_and_restorer_only(tmp_path):
     def hashes():
         command_hash.cache_clear()
         command_closure.cache_clear()
-        return {(c, r): command_hash(*c.split(), r and methods.kind_module(r), root=root) for c, r in
+        def module(c, r):  # a restorer's module, or the attack's where the rule names it (part=ATTACK_MODULE)
+            return methods.kind_module(r) if r else attacks.module_of("kkt_binary") if c.startswith("dataset") else None
+
+        return {(c, r): command_hash(*c.split(), module(c, r), root=root) for c, r in
                 [("dataset shard", None), ("dataset wave", None), ("evaluate restore", "edm"), ("evaluate restore", "tv"),
                  ("evaluate restore", "restormer_real"), ("evaluate match", None), ("restorers train", "bfdncnn")]}
 
@@ -175,6 +194,9 @@ def test_a_command_hash_covers_its_own_command_and_restorer_only(tmp_path):
     again = hashes()
     assert again[("dataset shard", None)] != after[("dataset shard", None)]
     assert again[("evaluate match", None)] == after[("evaluate match", None)]  # matching runs no attack code
+    # the multiclass attack's module is not the binary attack's: editing it leaves the (binary) dataset alone
+    (root / "attack/multiclass.py").write_text((root / "attack/multiclass.py").read_text() + "\n# edited\n")
+    assert hashes() == again
     rel = {p.relative_to(PACKAGE).as_posix() for p in command_closure("evaluate", "restore", methods.kind_module("edm"))}
     assert "restorers/edm/sampler.py" in rel and "restorers/classical.py" not in rel and "report/build.py" not in rel
     command_hash.cache_clear()

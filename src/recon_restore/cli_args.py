@@ -31,7 +31,11 @@ def int_at_least(low: int):
     return parse
 
 
-def common(p: argparse.ArgumentParser, params: bool = True, device: bool = False, seed: bool = False) -> None:
+def common(p: argparse.ArgumentParser, params: bool = True, device: bool = False, seed: bool = False,
+           attack: bool = False) -> None:
+    if attack:  # checked against the attack registry where the command builds its attack
+        p.add_argument("--attack", default=None, metavar="METHOD",
+                       help="replaces params attack.method, e.g. kkt_multiclass (the cross-attack study, evaluate.cross_attack)")
     if params:
         p.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
         p.add_argument("--preset", default=None, help="preset to use (default: the file's 'preset' key)")

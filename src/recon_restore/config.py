@@ -183,6 +183,9 @@ def _check_cross_fields(cfg: dict, where: str, source: str) -> None:
             fail(f"{sec}.snapshots", f"{[s for s in snaps if not 1 <= s <= it]} outside 1..iterations ({it})")
         if snaps != sorted(set(snaps)):
             fail(f"{sec}.snapshots", f"{snaps} must be sorted and without repeats")
+    if cfg["evaluate"]["cross_attack"]["enabled"] and cfg["evaluate"]["cross_attack"]["method"] == cfg["attack"].get("method", "kkt_binary"):
+        fail("evaluate.cross_attack.method", f"{cfg['attack'].get('method', 'kkt_binary')!r} is the preset's own attack (attack.method); "
+             "the study needs another")
     ab = cfg["evaluate"]["reconstruct"]["abort"]
     it = cfg["evaluate"]["reconstruct"]["iterations"]
     if ab["criterion"] != "none" and not 1 <= ab["at"] <= it:

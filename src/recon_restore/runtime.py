@@ -28,6 +28,8 @@ def setup(args) -> Params:
     prm = load_params(args.params, args.preset)
     if getattr(args, "seed", None) is not None:
         prm.cfg["seed"] = int(args.seed)  # --seed: the setting of a learning curve (evaluate.curve)
+    if getattr(args, "attack", None) is not None:
+        prm.cfg["attack"]["method"] = args.attack  # --attack: the cross-attack study (evaluate.cross_attack)
     threads = os.environ.get("RECON_RESTORE_THREADS") or os.environ.get("SNAKEMAKE_THREADS")
     if threads:
         torch.set_num_threads(max(1, int(threads)))

@@ -52,6 +52,16 @@ class Plan:
     def shards_before_wave(self, wave: int) -> list[str]:
         return [self.shard(j["job"]) for j in self.jobs if j["wave"] < wave]
 
+    def cross_dir(self) -> str:
+        """The cross-attack study's folder (``evaluate.cross_attack``)."""
+        return f"{self.out}/evaluate/cross/{self.cfg['evaluate']['cross_attack']['method']}"
+
+    def cross_run_batches(self) -> list[str]:
+        return [f"{self.cross_dir()}/runs/batch-{b}.h5" for b in range(self.eval_batches)]
+
+    def cross_outputs(self) -> list[str]:
+        return [f"{self.cross_dir()}/cross.csv", f"{self.cross_dir()}/cross.md"]
+
     def run_batches(self, folder: str = "attack") -> list[str]:
         """The evaluation setting's run batches (``adapt``: the adaptation network's, paper 001)."""
         return [f"{self.out}/{folder}/runs/batch-{b}.h5" for b in range(self.eval_batches)]

@@ -93,6 +93,10 @@ def code(command, restorer=None, part=None):
 
 
 ATTACK_MODULE = attacks.module_of(CFG["attack"])
+# the cross-attack study (evaluate.cross_attack): the other attack, its module and folder
+CROSS_ATTACK = CFG["evaluate"]["cross_attack"]["method"]
+CROSS_MODULE = attacks.module_of(CROSS_ATTACK)
+CROSS = PLAN.cross_dir()
 SOURCE_MODULE = sources.module_of(CFG["data"])
 
 

@@ -302,3 +302,187 @@ rule evaluate_curve:
         cli("evaluate curve")
         + " --plain-match {input.plain} --manifest {params.manifests} --match {params.matches}"
         + " --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
+
+
+# ---- cross-attack study (evaluate.cross_attack): the held-out images attacked with another
+# attack (its own target network, runs, plain reconstructions and null galleries), restored by
+# every method trained on this preset's dataset and matched; one job each, like the main chain
+
+
+rule evaluate_cross_target:
+    input:
+        f"{OUT}/data/heldout.h5",
+    output:
+        f"{CROSS}/target.pt",
+    log:
+        f"{OUT}/logs/evaluate_cross/target.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        runtime=600,
+        mem_mb=8000,
+    params:
+        cfg=section("evaluate", "train"),
+        net=section("attack", "target"),
+        code=code("attack target", part=CROSS_MODULE),
+        attack=section("evaluate", "cross_attack"),
+    shell:
+        cli("attack target")
+        + f" --attack {CROSS_ATTACK} --heldout {{input}} --out {{output}} > {{log}} 2>&1"
+
+
+rule evaluate_cross_runs:
+    input:
+        f"{CROSS}/target.pt",
+    output:
+        f"{CROSS}/runs/batch-{{batch}}.h5",
+    log:
+        f"{OUT}/logs/evaluate_cross/runs-{{batch}}.log",
+    wildcard_constraints:
+        batch=r"\d+",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        runtime=720,
+        mem_mb=16000,
+    params:
+        cfg=section("evaluate", skip=["curve"]),
+        code=code("attack runs", part=CROSS_MODULE),
+    shell:
+        cli("attack runs")
+        + f" --attack {CROSS_ATTACK} --target {{input}} --batch {{wildcards.batch}} --out {{output}} > {{log}} 2>&1"
+
+
+rule evaluate_cross_collect:
+    input:
+        target=f"{CROSS}/target.pt",
+        runs=PLAN.cross_run_batches(),
+    output:
+        f"{CROSS}/plain.h5",
+    log:
+        f"{OUT}/logs/evaluate_cross/collect.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=16000,
+    params:
+        code=code("evaluate collect"),
+    shell:
+        cli("evaluate collect")
+        + " --target {input.target} --runs {input.runs} --out {output} > {log} 2>&1"
+
+
+rule evaluate_cross_galleries:
+    input:
+        target=f"{CROSS}/target.pt",
+        heldout=f"{OUT}/data/heldout.h5",
+        pool=f"{OUT}/data/pool.h5",
+    output:
+        f"{CROSS}/null_galleries.h5",
+    log:
+        f"{OUT}/logs/evaluate_cross/galleries.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        runtime=30,
+        mem_mb=8000,
+    params:
+        cfg=section("evaluate", "null_galleries"),
+        code=code("evaluate galleries", part=CROSS_MODULE),
+    shell:
+        cli("evaluate galleries")
+        + f" --attack {CROSS_ATTACK} --target {{input.target}} --heldout {{input.heldout}} --pool {{input.pool}}"
+        + " --out {output} > {log} 2>&1"
+
+
+rule evaluate_cross_restore:
+    input:
+        plain=f"{CROSS}/plain.h5",
+        checkpoint=restore_checkpoint,
+        weights=restore_weights,
+    output:
+        f"{CROSS}/restored/{{restorer}}.h5",
+    log:
+        f"{OUT}/logs/evaluate_cross/restore-{{restorer}}.log",
+    wildcard_constraints:
+        restorer=one_of(RESTORERS),
+    conda:
+        CONDA_ENV
+    threads: lambda w: RESTORE_THREADS[w.restorer]
+    resources:
+        runtime=720,
+        mem_mb=16000,
+    params:
+        cfg=lambda w: repr(PLAN.train_params(w.restorer)["restorer"]),
+        code=lambda w: code("evaluate restore", w.restorer),
+        checkpoint=lambda w, input: (
+            f"--checkpoint {input.checkpoint}" if input.checkpoint else ""
+        ),
+    shell:
+        cli("evaluate restore")
+        + " --method {wildcards.restorer} --plain {input.plain} {params.checkpoint} --out {output} > {log} 2>&1"
+
+
+rule evaluate_cross_match:
+    input:
+        target=f"{CROSS}/target.pt",
+        plain=f"{CROSS}/plain.h5",
+        galleries=f"{CROSS}/null_galleries.h5",
+        restored=lambda w: (
+            []
+            if PLAN.restorer_of(w.method) is None
+            else [f"{CROSS}/restored/{PLAN.restorer_of(w.method)}.h5"]
+        ),
+    output:
+        f"{CROSS}/match/{{method}}.h5",
+    log:
+        f"{OUT}/logs/evaluate_cross/match-{{method}}.log",
+    wildcard_constraints:
+        method="|".join(METHOD_NAMES),
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        runtime=240,
+        mem_mb=16000,
+    params:
+        cfg=section("evaluate", "best_match"),
+        code=code("evaluate match"),
+        restored=lambda w, input: (
+            f"--restored {input.restored}" if input.restored else ""
+        ),
+    shell:
+        cli("evaluate match")
+        + " --method {wildcards.method} --target {input.target} --plain {input.plain} --galleries {input.galleries}"
+        + " {params.restored} --out {output} > {log} 2>&1"
+
+
+rule evaluate_cross:
+    input:
+        same=expand(f"{OUT}/evaluate/match/{{m}}.h5", m=METHOD_NAMES),
+        cross=expand(f"{CROSS}/match/{{m}}.h5", m=METHOD_NAMES),
+    output:
+        csv=PLAN.cross_outputs()[0],
+        md=PLAN.cross_outputs()[1],
+    log:
+        f"{OUT}/logs/evaluate_cross/cross.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        runtime=30,
+        mem_mb=4000,
+    params:
+        cfg=section("evaluate", "good_threshold"),
+        code=code("evaluate cross"),
+        same=" ".join(f"{m}={OUT}/evaluate/match/{m}.h5" for m in METHOD_NAMES),
+        cross=" ".join(f"{m}={CROSS}/match/{m}.h5" for m in METHOD_NAMES),
+    shell:
+        cli("evaluate cross")
+        + f" --attack {CROSS_ATTACK} --same {{params.same}} --cross {{params.cross}}"
+        + " --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"

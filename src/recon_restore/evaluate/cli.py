@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 import logging
 
@@ -47,7 +49,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True)
     p.set_defaults(func=merge_cmd)
     p = g.add_parser("galleries", help="null galleries: unseen held-out images, K sets the size of the training set")
-    common(p)
+    common(p, attack=True)
     p.add_argument("--target", required=True)
     p.add_argument("--heldout", required=True, help="held-out image set (data prepare --heldout)")
     p.add_argument("--pool", required=True, help="pool image set the restorers were trained from (data prepare --pool)")
@@ -78,6 +80,15 @@ def register(sub) -> None:
     p.add_argument("--out-csv", required=True)
     p.add_argument("--out-md", required=True, help="the table (mean and range over seeds)")
     p.set_defaults(func=curve_cmd)
+    p = g.add_parser("cross", help="cross-attack study: every method's counts on the training attack's evaluation and on "
+                                   "another attack's (the workflow's evaluate_cross rules make the match files)")
+    common(p)
+    p.add_argument("--same", required=True, nargs="+", metavar="METHOD=PATH", help="match files of the preset's evaluation")
+    p.add_argument("--cross", required=True, nargs="+", metavar="METHOD=PATH", help="match files of the other attack's evaluation")
+    p.add_argument("--attack", required=True, help="the other attack (evaluate.cross_attack.method), for the table")
+    p.add_argument("--out-csv", required=True)
+    p.add_argument("--out-md", required=True)
+    p.set_defaults(func=cross_cmd)
 
 
 def _restorer_of(name: str) -> str:
@@ -283,3 +294,16 @@ def curve_cmd(args) -> None:
     with atomic_path(args.out_md, overwrite=args.overwrite) as tmp:
         tmp.write_text(table(rows) + "\n")
     print(table(rows))
+
+def cross_cmd(args) -> None:
+    from .cross import collect, parse, table, write_rows
+
+    prm = setup(args)
+    check_writable(args.out_csv, args.overwrite)
+    check_writable(args.out_md, args.overwrite)
+    rows = collect(parse(args.same, "--same"), parse(args.cross, "--cross"), prm.section("evaluate")["good_threshold"])
+    write_rows(args.out_csv, rows, args.overwrite)
+    with atomic_path(args.out_md, args.overwrite) as tmp:
+        Path(tmp).write_text(table(rows, prm.section("attack")["method"], args.attack) + "\n")
+    for r in rows:
+        log.info("cross %s: excess %+.1f -> %+.1f", r.method, r.same_excess, r.cross_excess)
