@@ -117,3 +117,38 @@ def test_learning_curves_run_as_workflow_rules(demo_run, tmp_path):
     assert rows["good"][0] == plain["good"]
     p = subprocess.run([*sm, target, "-n"], cwd=work, env=ENV, capture_output=True, text=True)
     assert p.returncode == 0 and "Nothing to be done" in p.stdout + p.stderr
+
+
+@pytest.mark.slow
+def test_cross_attack_study_runs_as_workflow_rules(demo_run, tmp_path):
+    """`evaluate.cross_attack` on a copy of the finished demo: the held-out images attacked with
+    the multiclass attack (the demo's two classes), every method's restorations and match files
+    with their own null galleries, and the table beside the demo's own counts; nothing of the
+    demo reruns."""
+    import shutil
+
+    import yaml
+
+    from recon_restore.evaluate.match_file import read_match
+
+    work = tmp_path / "repo"
+    shutil.copytree(demo_run, work, symlinks=True, ignore=shutil.ignore_patterns(".snakemake"))
+    doc = yaml.safe_load((work / "params.yaml").read_text())
+    doc["presets"]["demo"]["evaluate"]["cross_attack"] = {"enabled": True, "method": "kkt_multiclass"}
+    (work / "params.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    target = "results/demo/evaluate/cross/kkt_multiclass/cross.csv"
+    sm = [str(BIN / "snakemake"), "--cores", "2", "--workflow-profile", "none"]
+    p = subprocess.run([*sm, target], cwd=work, env=ENV, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-4000:]
+    stats = p.stderr.split("Job stats:")[1].split("\n\n")[0].splitlines()
+    jobs = {w[0]: int(w[1]) for w in map(str.split, stats) if len(w) == 2 and w[1].isdigit() and w[0] != "total"}
+    assert set(jobs) == {"evaluate_cross_target", "evaluate_cross_runs", "evaluate_cross_collect", "evaluate_cross_galleries",
+                         "evaluate_cross_restore", "evaluate_cross_match", "evaluate_cross"}, jobs  # the demo's jobs stay done
+    rows = pd.read_csv(work / target).set_index("method")
+    for m, r in rows.iterrows():
+        same = read_match(work / f"results/demo/evaluate/match/{m}.h5").counts(0.4, n_boot=0)
+        assert r["same_good"] == same["good"]  # the demo's own counts, unchanged
+        cross = read_match(work / f"results/demo/evaluate/cross/kkt_multiclass/match/{m}.h5").counts(0.4, n_boot=0)
+        assert r["cross_good"] == cross["good"] and abs(r["cross_null"] - cross["null_mean"]) < 0.01
+    assert {"plain", "bfdncnn", "edm_averaged"} <= set(rows.index)
+    print((work / target.replace(".csv", ".md")).read_text())
