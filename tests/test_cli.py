@@ -103,7 +103,7 @@ def test_pipeline_through_the_cli(pipeline):
         assert v["excess"] == pytest.approx(v["good"] - v["null_mean"]) and v["good_lo"] <= v["good"] <= v["good_hi"]
         assert v["good"] <= v["good_none"] and v["null_min"] <= v["null_mean"] <= v["null_max"]
     assert "Null" in (o / "report" / "tables" / "summary.md").read_text()
-    for f in ("fig4_hallucination", "hallucination_roc"):
+    for f in ("fig4_hallucination", "hallucination_roc", "leakage_roc"):
         assert (o / "report" / "figures" / f"{f}.png").read_bytes()[:4] == b"\x89PNG"
     # the plain count, recomputed independently: per-pair SSIM of every reconstruction to
     # every training image, each to its nearest, best per image, > 0.4

@@ -33,8 +33,10 @@ def test_demo_workflow_end_to_end(demo_run):
     assert set(rob.method) == set(methods.trained(load_params(demo_run / "params.yaml").section("restorers")))
     summary = pd.read_csv(out / "report" / "tables" / "summary.csv")
     assert list(summary["method"]) == [m for m in names if m not in metrics["skipped"]]
-    for c in ("good", "good_lo", "good_hi", "good_none", "null_mean", "null_min", "null_max", "excess", "mean_psnr"):
+    for c in ("good", "good_lo", "good_hi", "good_none", "null_mean", "null_min", "null_max", "excess", "mean_psnr",
+              "auroc", "auroc_lo", "auroc_hi", "tpr_1", "tpr_1_lo", "tpr_1_hi", "tpr_5", "tpr_5_lo", "tpr_5_hi"):
         assert summary[c].notna().all(), c
+    assert {"auroc", "tpr_1", "tpr_5", "tpr_1_lo", "tpr_5_hi"} <= set(metrics["methods"]["plain"])  # ROC-calibrated counts
     # the demo measures the attack, not chance: plain's null count is at most a fifth of its good count
     plain = summary.set_index("method").loc["plain"]
     assert plain["null_mean"] <= plain["good"] / 5, plain.to_dict()
@@ -51,7 +53,7 @@ def test_demo_workflow_end_to_end(demo_run):
     near, val = s.argmax(1), s.max(1).values
     best = [val[near == j].max().item() if (near == j).any() else -1.0 for j in range(len(timg))]
     assert int(plain["good"]) == sum(b > 0.4 for b in best)
-    for f in ("fig1_grid", "fig2_sorted", "fig3_scatter", "fig4_hallucination", "fig5_halves", "hallucination_roc"):
+    for f in ("fig1_grid", "fig2_sorted", "fig3_scatter", "fig4_hallucination", "fig5_halves", "hallucination_roc", "leakage_roc"):
         assert (out / "report" / "figures" / f"{f}.png").read_bytes()[:4] == b"\x89PNG"
     with h5py.File(out / "evaluate" / "plain.h5") as f:
         assert f.attrs["runs_ok"] + f.attrs["runs_aborted"] + f.attrs["runs_failed"] == 6

@@ -98,13 +98,18 @@ class Plan:
         """The params training (and, under ``restorer``, restoring with) ``method`` reads."""
         return {"restorer": self.restorer(method).reads_params(), "resample": self.cfg["dataset"]["resample"]}
 
-    FIGURES = ("fig1_grid", "fig2_sorted", "fig3_scatter", "fig4_hallucination", "fig5_halves", "hallucination_roc", "coverage")
+    FIGURES = ("fig1_grid", "fig2_sorted", "fig3_scatter", "fig4_hallucination", "fig5_halves", "hallucination_roc", "leakage_roc",
+               "coverage")
     TABLES = ("per_image.csv", "summary.csv", "summary.md", "summary.tex", "coverage.csv")
 
     def report_outputs(self) -> dict[str, list[str]]:
         """The report rule's outputs by kind (metrics, curves, tables, figures, appendix pages)."""
         r = f"{self.out}/report"
-        n = 2 * self.cfg["evaluate"]["images_per_class"]
+        from .attack import attacks
+        from .data import sources
+
+        classes = attacks.get(self.cfg["attack"]).plan_classes(sources.num_classes(self.cfg["data"]))
+        n = classes * self.cfg["evaluate"]["images_per_class"]
         pages = math.ceil(n / self.cfg["report"]["appendix_per_page"])
         return {
             "metrics": [f"{r}/metrics.json"],

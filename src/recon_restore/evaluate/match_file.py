@@ -77,16 +77,24 @@ class MatchData:
         return per_run_best(self.null_ssim[k], self.null_assigned[k], self.run_index, len(self.runs), self.images)
 
     def counts(self, threshold: float, n_boot: int = 1000, seed: int = 0) -> dict:
-        """Good, its bootstrap interval, the ``none`` rule's count, null counts and the excess."""
+        """Good, its bootstrap interval, the ``none`` rule's count, null counts and the excess; the
+        ROC of training images against the null galleries' images (``metrics.roc.leakage_roc``):
+        AUROC and the TPR at 1% and 5% FPR (thresholds chosen on the null scores), with 95%
+        bootstrap intervals over runs."""
         rb = self.run_best("ssim")
         good = count_good(rb, threshold)
         lo, hi = bootstrap_interval(rb, threshold, n_boot, seed) if n_boot else (float("nan"), float("nan"))
         null = [count_good(self.null_run_best(k), threshold) for k in range(self.galleries)]
         null_none = [count_good(self.null_run_max[k], threshold) for k in range(self.galleries)]
         nm = float(np.mean(null)) if null else float("nan")
+        from ..metrics.roc import leakage_roc_interval
+
+        nulls = np.stack([self.null_run_best(k) for k in range(self.galleries)]) if self.galleries else np.zeros((0, *rb.shape))
+        roc = leakage_roc_interval(rb, nulls, n_boot, seed + 1)
         return {"good": good, "good_lo": lo, "good_hi": hi, "good_none": count_good(self.run_max, threshold),
                 "null": null, "null_mean": nm, "null_min": min(null, default=float("nan")), "null_max": max(null, default=float("nan")),
-                "excess": good - nm, "null_none": null_none, "null_none_mean": float(np.mean(null_none)) if null_none else float("nan")}
+                "excess": good - nm, "null_none": null_none, "null_none_mean": float(np.mean(null_none)) if null_none else float("nan"),
+                **roc}
 
 
 def write_match(path, d: MatchData, attrs: dict, overwrite: bool = False) -> None:

@@ -133,6 +133,9 @@ def build(inp: ReportInputs, cfg: dict, seed: int, preset: str, out: Path, overw
     figures.figure5(_halves(matches, in_figure("fig5", names), seed),
                     figdir / "fig5_halves.png")
     figures.roc_figure({m: (h["fpr"], h["tpr"], h["auroc"]) for m, h in halluc.items()}, figdir / "hallucination_roc.png")
+    figures.roc_figure(_leakage_curves(matches, null_best, counts), figdir / "leakage_roc.png",
+                       "training images against unseen images (best-match SSIM)", "false-positive rate (unseen images)",
+                       "true-positive rate (training images)", log=True)
     _figure4(inp, thr, rep["grid_per_row"], seed, figdir / "fig4_hallucination.png")
 
     grid_methods = [m for m in names if m in inp.restored]
@@ -189,3 +192,17 @@ def _figure4(inp: ReportInputs, thr: float, k: int, seed: int, path: Path) -> No
     else:
         rows.append(("(every plain reconstruction matches a training image)", np.full((1, *inp.target_images.shape[1:]), np.nan)))
     figures.grid(rows, path, k)
+
+
+def _leakage_curves(matches, null_best: dict, counts: dict) -> dict:
+    """Per method: the ROC of its training images' best-match scores against the null
+    galleries' (``metrics.roc.leakage_roc``; unmatched images score below any SSIM)."""
+    from ..metrics.roc import roc_curve
+
+    out = {}
+    for m, d in matches.items():
+        pos = np.maximum(np.nan_to_num(d.best_ssim(), nan=-2.0, neginf=-2.0), -2.0)
+        neg = np.maximum(np.nan_to_num(null_best[m], nan=-2.0, neginf=-2.0), -2.0).ravel()
+        fpr, tpr = roc_curve(np.concatenate([pos, neg]), np.r_[np.ones(len(pos), bool), np.zeros(len(neg), bool)])
+        out[m] = (fpr, tpr, counts[m]["auroc"])
+    return out
