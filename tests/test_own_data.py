@@ -26,7 +26,7 @@ DIGITS = {
                 "train": {"steps": 150, "checkpoint_every": 50, "log_every": 25}, "samples": 2, "sampler": {"num_steps": 4}},
         "bfdncnn": {"train": {"steps": 150, "halve_after": 100, "halve_every": 25, "checkpoint_every": 50, "log_every": 25}},
         "n2n": {"evaluate": []},  # Lehtinen et al.'s U-Net pools five times: it needs sides that are multiples of 32
-        "adapt": {"enabled": False},
+        "adapt": {"steps": 20},
     },
     "evaluate": {"images_per_class": 10, "runs": 3, "runs_per_job": 3, "runs_per_batch": 3,
                  "reconstruct": {"candidates_per_class": 20, "iterations": 600, "snapshots": [600], "abort": {"at": 100}}},

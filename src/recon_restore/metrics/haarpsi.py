@@ -1,7 +1,9 @@
-"""HaarPSI (Reisenhofer et al. 2018) through piq, on [0, 1] RGB (paper Figures 2, 3).
+"""HaarPSI (Reisenhofer et al. 2018) through piq, on [0, 1] RGB or grey images (paper Figures 2, 3).
 
 Caveat: piq first averages 2x2, so HaarPSI is
 blind to patterns that the 2x2 mean cancels (a Nyquist checkerboard scores 1.0).
+Its wavelet filters need sides of at least ``MIN_SIDE`` pixels: smaller images (e.g. 8x8
+digits) get NaN, and tables report its means as missing.
 """
 
 from __future__ import annotations
@@ -9,10 +11,16 @@ from __future__ import annotations
 import torch
 
 
+MIN_SIDE = 16  # piq's default scales: kernel size 2^(scales + 1) = 16 after the 2x2 mean
+
+
 def haarpsi(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """HaarPSI of each pair (x[i], y[i]); (N, 3, H, W) in [0, 1]; returns (N,)."""
+    """HaarPSI of each pair (x[i], y[i]); (N, C, H, W) in [0, 1], C = 1 or 3; returns (N,)
+    (NaN for images smaller than ``MIN_SIDE``)."""
     import piq
 
+    if min(x.shape[-2:]) < MIN_SIDE:
+        return torch.full((x.shape[0],), float("nan"), dtype=x.dtype, device=x.device)
     x = x.clamp(0, 1)
     y = y.clamp(0, 1)
     return piq.haarpsi(x, y, data_range=1.0, reduction="none")

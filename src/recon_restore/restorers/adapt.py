@@ -37,19 +37,23 @@ log = logging.getLogger(__name__)
 
 
 class Discriminator(nn.Module):
-    """conv3x3 (3 -> c), then three 4x4 stride-2 convolutions (c -> 2c -> 4c -> 4c; 32 -> 4
-    pixels), leaky ReLU 0.2, and a linear layer to one logit."""
+    """conv3x3 (C -> c), then three 4x4 stride-2 convolutions (c -> 2c -> 4c -> 4c; 32 -> 4
+    pixels for CIFAR), leaky ReLU 0.2, and a linear layer to one logit. ``image_shape``: the
+    data's (C, H, W)."""
 
-    def __init__(self, channels: int = 32):
+    def __init__(self, channels: int = 32, image_shape: tuple = (3, 32, 32)):
         super().__init__()
         c = channels
+        sides = list(image_shape[1:])
+        for _ in range(3):
+            sides = [(n + 2 - 4) // 2 + 1 for n in sides]
         self.body = nn.Sequential(
-            nn.Conv2d(3, c, 3, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(image_shape[0], c, 3, padding=1), nn.LeakyReLU(0.2),
             nn.Conv2d(c, 2 * c, 4, 2, 1), nn.LeakyReLU(0.2),
             nn.Conv2d(2 * c, 4 * c, 4, 2, 1), nn.LeakyReLU(0.2),
             nn.Conv2d(4 * c, 4 * c, 4, 2, 1), nn.LeakyReLU(0.2),
         )
-        self.head = nn.Linear(4 * c * 16, 1)
+        self.head = nn.Linear(4 * c * sides[0] * sides[1], 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x).flatten(1)).squeeze(1)
@@ -94,7 +98,7 @@ def discriminator_loss(real_logit: torch.Tensor, fake_logit: torch.Tensor) -> to
 
 def adapt(g0: nn.Module, recon: torch.Tensor, clean: np.ndarray, spec: AdaptSpec, seed: int, state_path: Path,
           fingerprint: str = "", device: torch.device = torch.device("cpu")) -> tuple[nn.Module, list[dict]]:
-    """Stage 2: returns the adapted restorer G and the loss log. ``recon``: (N, 3, 32, 32) float
+    """Stage 2: returns the adapted restorer G and the loss log. ``recon``: (N, C, H, W) float
     evaluation-setting reconstructions Y of the adaptation networks; ``clean``: uint8 pool
     images (the unpaired X). A saved state of the same ``fingerprint`` is resumed."""
     if len(recon) == 0 or len(clean) == 0:
@@ -105,7 +109,7 @@ def adapt(g0: nn.Module, recon: torch.Tensor, clean: np.ndarray, spec: AdaptSpec
         if isinstance(m, (BiasFreeBatchNorm, nn.modules.batchnorm._NormBase)):
             m.eval()
     torch.manual_seed(derive_seed(seed, "adapt-discriminator"))
-    d = Discriminator(spec.discriminator_channels).to(device)
+    d = Discriminator(spec.discriminator_channels, tuple(recon.shape[1:])).to(device)
     opt_g = torch.optim.Adam(g.parameters(), lr=spec.lr)
     opt_d = torch.optim.Adam(d.parameters(), lr=spec.lr)
     step, history = 0, []

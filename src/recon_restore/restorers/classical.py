@@ -127,6 +127,16 @@ DENOISERS: dict[str, Denoiser] = {
 SETTINGS = ("calibrate_images", "stride", "block")  # params keys of the calibration, not of the denoiser
 
 
+def _keeping_channels(fn):
+    """``fn`` on (H, W, C) images, its output (H, W, C) too: some of scikit-image's denoisers drop
+    a channel axis of length 1 (grey images)."""
+    def apply(x, **kw):
+        y = fn(x, **kw)
+        return y[..., None] if y.ndim == x.ndim - 1 else y
+
+    return apply
+
+
 def noise_estimate(img: np.ndarray) -> float:
     """Gaussian noise sigma of one (H, W, C) image, averaged over channels (wavelet MAD)."""
     from skimage.restoration import estimate_sigma
@@ -138,7 +148,7 @@ def invariant_loss(images: np.ndarray, noise: np.ndarray, name: str, kwargs: dic
     """Mean self-supervised loss ||J-invariant denoise(x) - x||^2 over (n, H, W, C) images."""
     from skimage.restoration import denoise_invariant
 
-    fn = DENOISERS[name].fn
+    fn = _keeping_channels(DENOISERS[name].fn)
     return float(np.mean([
         np.mean((denoise_invariant(x, fn, stride=stride, denoiser_kwargs=dict(kwargs, noise=float(s), channel_axis=-1)) - x) ** 2)
         for x, s in zip(images, noise)
@@ -168,7 +178,7 @@ def infill(img: np.ndarray, mask: np.ndarray, sigma: float) -> np.ndarray:
 def block_invariant_loss(images: np.ndarray, noise: np.ndarray, name: str, kwargs: dict, block: int, stride: int) -> float:
     """Mean ||f_J(x) - x||^2 over (n, H, W, C) images, J the block masks: each masked pixel
     is predicted from the image with its block infilled, never from its own block's noise."""
-    fn = DENOISERS[name].fn
+    fn = _keeping_channels(DENOISERS[name].fn)
     total = 0.0
     for x, s in zip(images, noise):
         out = np.empty_like(x)
@@ -211,14 +221,14 @@ def choose(images: np.ndarray, noise: np.ndarray, name: str, cfg: dict, seed: in
 
 
 def restore_classical(images: torch.Tensor, name: str, cfg: dict, seed: int) -> tuple[torch.Tensor, dict]:
-    """images: (N, 3, H, W) in [0, 1], the plain reconstructions (no clean image anywhere).
+    """images: (N, C, H, W) in [0, 1], the plain reconstructions (no clean image anywhere).
     Returns the denoised images and the record of the blind choice (for the file's metadata)."""
     if name not in DENOISERS:
         raise ValueError(f"unknown classical restorer {name!r}; expected one of {sorted(DENOISERS)}")
     arr = images.detach().cpu().double().numpy().transpose(0, 2, 3, 1)
     noise = np.array([noise_estimate(x) for x in arr])
     chosen = choose(arr, noise, name, cfg, seed)
-    fn = DENOISERS[name].fn
+    fn = _keeping_channels(DENOISERS[name].fn)
     out = np.stack([fn(x, noise=float(s), channel_axis=-1, **chosen["kwargs"]) for x, s in zip(arr, noise)])
     chosen["noise_median"] = float(np.median(noise))
     if chosen.get("position", "inside") != "inside":

@@ -30,7 +30,7 @@ def heun(denoiser, cond: torch.Tensor, num_steps: int = 18, sigma_min: float = 0
     batch it is drawn in). ``noise``: the initial N(0, I) draw itself (the GPU check compares
     devices on the same draw), instead of drawing it."""
     t = sigma_steps(num_steps, sigma_min, sigma_max, rho).to(cond.device)
-    shape = (cond.shape[0], 3) + tuple(cond.shape[2:])
+    shape = tuple(cond.shape)  # the target has the conditioning image's channels (3 for RGB)
     x = (_randn(shape, generator, cond.device) if noise is None else noise.to(cond.device, torch.float64)) * t[0]
     x = x.contiguous(memory_format=torch.channels_last) if cond.is_contiguous(memory_format=torch.channels_last) else x
     den = lambda x, s: denoiser(x.to(dtype), s.to(dtype), cond.to(dtype)).to(torch.float64)  # noqa: E731
