@@ -30,3 +30,4 @@ rule all:
         PLAN.cost_study_outputs() if CFG["dataset"]["cost_study"]["enabled"] else [],
         PLAN.curve_outputs() if CURVE["enabled"] else [],
         PLAN.cross_outputs() if CFG["evaluate"]["cross_attack"]["enabled"] else [],
+        PLAN.wrong_outputs() if CFG["evaluate"]["wrong_release"]["enabled"] else [],

@@ -58,6 +58,19 @@ def test_demo_workflow_end_to_end(demo_run):
     with h5py.File(out / "evaluate" / "plain.h5") as f:
         assert f.attrs["runs_ok"] + f.attrs["runs_aborted"] + f.attrs["runs_failed"] == 6
     assert not list(out.rglob("*.parts")) and not list(out.rglob("*.train-state")) and not list(out.rglob(".*.tmp-*"))
+    # the wrong-release control (part of the demo): the adaptation network's reconstructions scored against the
+    # released network's training images, beside the demo's own counts
+    from recon_restore.evaluate.match_file import read_match
+
+    wrong = pd.read_csv(out / "evaluate" / "wrong_release" / "wrong_release.csv").set_index("method")
+    assert {"plain", "bfdncnn", "edm_single", "edm_averaged"} == set(wrong.index)
+    for m, r in wrong.iterrows():
+        assert r["same_good"] == summary.set_index("method").loc[m, "good"]
+        w = read_match(out / "evaluate" / "wrong_release" / "match" / f"{m}.h5")
+        assert r["cross_good"] == w.counts(0.4, n_boot=0)["good"]
+        with h5py.File(out / "adapt" / "plain.h5") as f:
+            assert len(w.run) == len(f["images"])  # every reconstruction of the wrong release was matched
+    print((out / "evaluate" / "wrong_release" / "wrong_release.md").read_text())
 
 
 @pytest.mark.slow

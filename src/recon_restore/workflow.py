@@ -28,6 +28,8 @@ class Plan:
         self.eval_batches = math.ceil(ev["runs"] / ev["runs_per_job"])
         if ev["curve"]["enabled"]:
             self._check_curve(ev["curve"]["method"])
+        if ev["wrong_release"]["enabled"]:
+            self.wrong_methods()
 
     def _check_curve(self, method: str) -> None:
         from .errors import UserError
@@ -55,6 +57,22 @@ class Plan:
     def cross_dir(self) -> str:
         """The cross-attack study's folder (``evaluate.cross_attack``)."""
         return f"{self.out}/evaluate/cross/{self.cfg['evaluate']['cross_attack']['method']}"
+
+    def wrong_methods(self) -> list[str]:
+        """The wrong-release control's methods: plain and those of ``evaluate.wrong_release.restorers``."""
+        from .errors import UserError
+
+        names = ["plain"]
+        trained = methods.trained(self.cfg["restorers"])
+        for r in self.cfg["evaluate"]["wrong_release"]["restorers"]:
+            if r not in trained:
+                raise UserError(f"{self.prm.source}: key 'presets.{self.prm.preset}.evaluate.wrong_release.restorers': {r!r} is not a "
+                                f"trained restorer of this preset; expected some of {', '.join(trained)}")
+            names += methods.methods_of(r)
+        return methods.order(names)
+
+    def wrong_outputs(self) -> list[str]:
+        return [f"{self.out}/evaluate/wrong_release/wrong_release.csv", f"{self.out}/evaluate/wrong_release/wrong_release.md"]
 
     def cross_run_batches(self) -> list[str]:
         return [f"{self.cross_dir()}/runs/batch-{b}.h5" for b in range(self.eval_batches)]

@@ -94,9 +94,18 @@ def code(command, restorer=None, part=None):
 
 ATTACK_MODULE = attacks.module_of(CFG["attack"])
 # the cross-attack study (evaluate.cross_attack): the other attack, its module and folder
+OWN_ATTACK = CFG["attack"].get("method", "kkt_binary")
 CROSS_ATTACK = CFG["evaluate"]["cross_attack"]["method"]
 CROSS_MODULE = attacks.module_of(CROSS_ATTACK)
 CROSS = PLAN.cross_dir()
+# the wrong-release control (evaluate.wrong_release): its methods and their restorers
+WRONG_METHODS = (
+    PLAN.wrong_methods() if CFG["evaluate"]["wrong_release"]["enabled"] else ["plain"]
+)
+WRONG_RESTORERS = [
+    r for r in RESTORERS if set(methods.methods_of(r)) & set(WRONG_METHODS)
+]
+WRONG = f"{OUT}/evaluate/wrong_release"
 SOURCE_MODULE = sources.module_of(CFG["data"])
 
 

@@ -163,7 +163,9 @@ rule evaluate_all:
     input:
         expand(f"{OUT}/evaluate/match/{{m}}.h5", m=METHOD_NAMES),
         PLAN.curve_outputs() if CURVE["enabled"] else [],
-    # every method of the methods list, matched (dvc.yaml's `evaluate` stage)
+        PLAN.wrong_outputs() if CFG["evaluate"]["wrong_release"]["enabled"] else [],
+        PLAN.cross_outputs() if CFG["evaluate"]["cross_attack"]["enabled"] else [],
+    # every method of the methods list, matched, and the enabled studies (dvc.yaml's `evaluate` stage)
     localrule: True
 
 
@@ -479,10 +481,111 @@ rule evaluate_cross:
         mem_mb=4000,
     params:
         cfg=section("evaluate", "good_threshold"),
-        code=code("evaluate cross"),
+        code=code("evaluate compare"),
         same=" ".join(f"{m}={OUT}/evaluate/match/{m}.h5" for m in METHOD_NAMES),
         cross=" ".join(f"{m}={CROSS}/match/{m}.h5" for m in METHOD_NAMES),
+        attack=OWN_ATTACK,
+        other=CROSS_ATTACK,
+        note=f"Restorers trained on the dataset of {OWN_ATTACK}, evaluated on reconstructions by {OWN_ATTACK} and by {CROSS_ATTACK}.",
     shell:
-        cli("evaluate cross")
-        + f" --attack {CROSS_ATTACK} --same {{params.same}} --cross {{params.cross}}"
-        + " --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
+        cli("evaluate compare")
+        + " --same {params.same} --other {params.cross} --same-label {params.attack} --other-label {params.other}"
+        + " --note {params.note:q} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
+
+
+# ---- wrong-release control (evaluate.wrong_release): the adaptation network's reconstructions
+# (a network trained on pool images, the same hyperparameter draws), restored and matched
+# against the released network's training images and its null galleries
+
+
+rule evaluate_wrong_restore:
+    input:
+        plain=f"{OUT}/adapt/plain.h5",
+        checkpoint=restore_checkpoint,
+        weights=restore_weights,
+    output:
+        f"{WRONG}/restored/{{restorer}}.h5",
+    log:
+        f"{OUT}/logs/evaluate_wrong/restore-{{restorer}}.log",
+    wildcard_constraints:
+        restorer=one_of(WRONG_RESTORERS),
+    conda:
+        CONDA_ENV
+    threads: lambda w: RESTORE_THREADS[w.restorer]
+    resources:
+        runtime=720,
+        mem_mb=16000,
+    params:
+        cfg=lambda w: repr(PLAN.train_params(w.restorer)["restorer"]),
+        code=lambda w: code("evaluate restore", w.restorer),
+        checkpoint=lambda w, input: (
+            f"--checkpoint {input.checkpoint}" if input.checkpoint else ""
+        ),
+    shell:
+        cli("evaluate restore")
+        + " --method {wildcards.restorer} --plain {input.plain} {params.checkpoint} --out {output} > {log} 2>&1"
+
+
+rule evaluate_wrong_match:
+    input:
+        target=f"{OUT}/attack/target.pt",
+        plain=f"{OUT}/adapt/plain.h5",
+        galleries=f"{OUT}/evaluate/null_galleries.h5",
+        restored=lambda w: (
+            []
+            if PLAN.restorer_of(w.method) is None
+            else [f"{WRONG}/restored/{PLAN.restorer_of(w.method)}.h5"]
+        ),
+    output:
+        f"{WRONG}/match/{{method}}.h5",
+    log:
+        f"{OUT}/logs/evaluate_wrong/match-{{method}}.log",
+    wildcard_constraints:
+        method=one_of(WRONG_METHODS),
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        runtime=240,
+        mem_mb=16000,
+    params:
+        cfg=section("evaluate", "best_match"),
+        code=code("evaluate match"),
+        restored=lambda w, input: (
+            f"--restored {input.restored}" if input.restored else ""
+        ),
+    shell:
+        cli("evaluate match")
+        + " --method {wildcards.method} --target {input.target} --plain {input.plain} --galleries {input.galleries}"
+        + " {params.restored} --out {output} > {log} 2>&1"
+
+
+rule evaluate_wrong:
+    input:
+        same=expand(f"{OUT}/evaluate/match/{{m}}.h5", m=WRONG_METHODS),
+        other=expand(f"{WRONG}/match/{{m}}.h5", m=WRONG_METHODS),
+    output:
+        csv=PLAN.wrong_outputs()[0],
+        md=PLAN.wrong_outputs()[1],
+    log:
+        f"{OUT}/logs/evaluate_wrong/wrong_release.log",
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        runtime=30,
+        mem_mb=4000,
+    params:
+        cfg=section("evaluate", "good_threshold"),
+        code=code("evaluate compare"),
+        same=" ".join(f"{m}={OUT}/evaluate/match/{m}.h5" for m in WRONG_METHODS),
+        other=" ".join(f"{m}={WRONG}/match/{m}.h5" for m in WRONG_METHODS),
+        note=(
+            "Wrong-release control: every count is against the released network's training images; the wrong release is "
+            "a network trained on other images of the same distribution (the adaptation network: pool images, the same "
+            "hyperparameter draws), so its good count is hallucination by construction."
+        ),
+    shell:
+        cli("evaluate compare")
+        + " --same {params.same} --other {params.other} --same-label 'released network' --other-label 'wrong release'"
+        + " --note {params.note:q} --out-csv {output.csv} --out-md {output.md} > {log} 2>&1"

@@ -80,15 +80,17 @@ def register(sub) -> None:
     p.add_argument("--out-csv", required=True)
     p.add_argument("--out-md", required=True, help="the table (mean and range over seeds)")
     p.set_defaults(func=curve_cmd)
-    p = g.add_parser("cross", help="cross-attack study: every method's counts on the training attack's evaluation and on "
-                                   "another attack's (the workflow's evaluate_cross rules make the match files)")
+    p = g.add_parser("compare", help="two evaluations of the same methods side by side: the cross-attack study, the "
+                                     "wrong-release control (the workflow's evaluate_cross and evaluate_wrong rules)")
     common(p)
     p.add_argument("--same", required=True, nargs="+", metavar="METHOD=PATH", help="match files of the preset's evaluation")
-    p.add_argument("--cross", required=True, nargs="+", metavar="METHOD=PATH", help="match files of the other attack's evaluation")
-    p.add_argument("--attack", required=True, help="the other attack (evaluate.cross_attack.method), for the table")
+    p.add_argument("--other", required=True, nargs="+", metavar="METHOD=PATH", help="match files of the other evaluation")
+    p.add_argument("--same-label", required=True, help="the preset's evaluation, as the table names it")
+    p.add_argument("--other-label", required=True, help="the other evaluation, as the table names it")
+    p.add_argument("--note", default="", help="a sentence above the table")
     p.add_argument("--out-csv", required=True)
     p.add_argument("--out-md", required=True)
-    p.set_defaults(func=cross_cmd)
+    p.set_defaults(func=compare_cmd)
 
 
 def _restorer_of(name: str) -> str:
@@ -295,15 +297,16 @@ def curve_cmd(args) -> None:
         tmp.write_text(table(rows) + "\n")
     print(table(rows))
 
-def cross_cmd(args) -> None:
+def compare_cmd(args) -> None:
     from .cross import collect, parse, table, write_rows
 
     prm = setup(args)
     check_writable(args.out_csv, args.overwrite)
     check_writable(args.out_md, args.overwrite)
-    rows = collect(parse(args.same, "--same"), parse(args.cross, "--cross"), prm.section("evaluate")["good_threshold"])
+    rows = collect(parse(args.same, "--same"), parse(args.other, "--other"), prm.section("evaluate")["good_threshold"])
     write_rows(args.out_csv, rows, args.overwrite)
     with atomic_path(args.out_md, args.overwrite) as tmp:
-        Path(tmp).write_text(table(rows, prm.section("attack")["method"], args.attack) + "\n")
+        Path(tmp).write_text(table(rows, args.same_label, args.other_label, args.note) + "\n")
     for r in rows:
-        log.info("cross %s: excess %+.1f -> %+.1f", r.method, r.same_excess, r.cross_excess)
+        log.info("compare %s: excess %+.1f (%s) -> %+.1f (%s)", r.method, r.same_excess, args.same_label, r.cross_excess,
+                 args.other_label)

@@ -1,15 +1,19 @@
-"""The cross-attack study (issue "bring your own data and a second attack", item 4): restorers
-trained on the dataset of one attack (the preset's ``attack.method``: its reconstructions
-made the training pairs) are evaluated on the reconstructions of another attack
-(``evaluate.cross_attack.method``), with the null control, beside the same methods on the
-preset's own evaluation. None of the published code measures whether a restorer transfers
-across attacks.
+"""Two evaluations of the same methods side by side (``recon-restore evaluate compare``):
 
-The workflow runs it (``evaluate.cross_attack.enabled``; rules ``evaluate_cross_*``): a target
-network trained with the other attack on the held-out images, its runs, plain reconstructions,
-null galleries, every method's restorations and match files under
-``evaluate/cross/<attack>/``. This module turns the two sets of match files into the table:
-per method, good / null / excess under both attacks, and the change in excess.
+* the cross-attack study (issue "bring your own data and a second attack", item 4): restorers
+  trained on the dataset of one attack (the preset's ``attack.method``) evaluated on the
+  reconstructions of another (``evaluate.cross_attack.method``), with the null control, beside
+  the preset's own evaluation; rules ``evaluate_cross_*`` make a target network trained with
+  the other attack, its runs, plain reconstructions, null galleries, restorations and match
+  files under ``evaluate/cross/<attack>/``. None of the published code measures whether a
+  restorer transfers across attacks.
+* the wrong-release control (issue "what protects training data", item 2): the whole
+  evaluation on a network trained on *other* images of the same distribution (paper 001's
+  adaptation network: pool images, the same hyperparameter draws), scored against the
+  released network's training set; whatever a restorer "recovers" there is hallucination by
+  construction. Rules ``evaluate_wrong_*`` under ``evaluate/wrong_release/``.
+
+Per method: good / null / excess, AUROC and TPR at 1% FPR under both, and the change in excess.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ class Row:
     cross_excess: float
     images: int
     cross_images: int
+    same_auroc: float = float("nan")
+    same_tpr_1: float = float("nan")
+    cross_auroc: float = float("nan")
+    cross_tpr_1: float = float("nan")
 
     @property
     def change(self) -> float:
@@ -45,7 +53,7 @@ def parse(items: list[str], flag: str) -> dict[str, str]:
     for t in items:
         method, sep, path = t.partition("=")
         if not sep or not method or not path:
-            raise UserError(f"evaluate cross {flag} {t!r}: expected METHOD=PATH")
+            raise UserError(f"evaluate compare {flag} {t!r}: expected METHOD=PATH")
         if not Path(path).is_file():
             raise UserError(f"{path}: match file ({flag} {method}) does not exist")
         out[method] = path
@@ -60,7 +68,7 @@ def collect(same: dict[str, str], cross: dict[str, str], threshold: float) -> li
 
     missing = sorted(set(same) ^ set(cross))
     if missing:
-        raise UserError(f"evaluate cross: methods {', '.join(missing)} have a match file under one attack only")
+        raise UserError(f"evaluate compare: methods {', '.join(missing)} have a match file in one evaluation only")
     rows = []
     for m in methods.order(list(same)):
         if read_skipped(same[m]) or read_skipped(cross[m]):
@@ -72,7 +80,8 @@ def collect(same: dict[str, str], cross: dict[str, str], threshold: float) -> li
         ca, cb = a.counts(threshold, n_boot=0), b.counts(threshold, n_boot=0)
         rows.append(Row(m, methods.label(m), int(ca["good"]), round(float(ca["null_mean"]), 2), round(float(ca["excess"]), 2),
                         int(cb["good"]), round(float(cb["null_mean"]), 2), round(float(cb["excess"]), 2),
-                        int(a.images), int(b.images)))
+                        int(a.images), int(b.images), round(ca["auroc"], 3), round(ca["tpr_1"], 3), round(cb["auroc"], 3),
+                        round(cb["tpr_1"], 3)))
     return rows
 
 
@@ -83,13 +92,13 @@ def write_rows(path, rows: list[Row], overwrite: bool = False) -> None:
         w.writerows(dict(asdict(r), change=r.change) for r in rows)
 
 
-def table(rows: list[Row], same: str, cross: str) -> str:
-    """Markdown: per method, good / null (excess) under the training attack and the other one."""
-    lines = [f"Restorers trained on `{same}` reconstructions; evaluated on `{same}` ({rows[0].images if rows else 0} images) "
-             f"and on `{cross}` ({rows[0].cross_images if rows else 0} images) reconstructions.", "",
-             f"| Method | {same}: good / null (excess) | {cross}: good / null (excess) | Change in excess |",
-             "|---|---:|---:|---:|"]
+def table(rows: list[Row], same: str, other: str, note: str = "") -> str:
+    """Markdown: per method, good / null (excess) and AUROC / TPR at 1% FPR in both evaluations."""
+    lines = ([note, ""] if note else []) + [
+        f"| Method | {same}: good / null (excess) | AUROC, TPR at 1% FPR | {other}: good / null (excess) | AUROC, TPR at 1% FPR "
+        "| Change in excess |", "|---|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r.label} | {r.same_good} / {r.same_null:.1f} ({r.same_excess:+.1f}) | "
-                     f"{r.cross_good} / {r.cross_null:.1f} ({r.cross_excess:+.1f}) | {r.change:+.1f} |")
+        lines.append(f"| {r.label} | {r.same_good} / {r.same_null:.1f} ({r.same_excess:+.1f}) | {r.same_auroc:.2f}, {r.same_tpr_1:.2f} | "
+                     f"{r.cross_good} / {r.cross_null:.1f} ({r.cross_excess:+.1f}) | {r.cross_auroc:.2f}, {r.cross_tpr_1:.2f} | "
+                     f"{r.change:+.1f} |")
     return "\n".join(lines)
