@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..data.spec import CIFAR  # the check times the paper's images
 from .timing import median_time, sync
 
 BUDGET_S = 480
@@ -61,9 +62,9 @@ class Size:
     extra: dict = field(default_factory=dict)
 
 
-PAPER_DDPMPP = dict(in_channels=6, out_channels=3, resolution=32, model_channels=128, channel_mult=[2, 2, 2], num_blocks=4,
+PAPER_DDPMPP = dict(in_channels=2 * CIFAR.channels, out_channels=CIFAR.channels, resolution=CIFAR.height, model_channels=128, channel_mult=[2, 2, 2], num_blocks=4,
                     attn_resolutions=[16], dropout=0.13, augment_dim=9, channel_mult_emb=4, channel_mult_noise=1)
-TINY_DDPMPP = dict(in_channels=6, out_channels=3, resolution=32, model_channels=8, channel_mult=[1, 2], num_blocks=1,
+TINY_DDPMPP = dict(in_channels=2 * CIFAR.channels, out_channels=CIFAR.channels, resolution=CIFAR.height, model_channels=8, channel_mult=[1, 2], num_blocks=1,
                    attn_resolutions=[16], dropout=0.0, augment_dim=9, channel_mult_emb=2, channel_mult_noise=1)
 SIZES = {
     "paper": Size(3072, [1000, 1000], 500, 1000, 8, PAPER_DDPMPP, 513, 512, 18, (20, 64), 48, 128, 3, 5),
@@ -120,15 +121,15 @@ def correctness(dev: torch.device, s: Size) -> list[dict]:
     got = closed_form(w.to(device=dev), on(x), on(lam), on(y), on(a), on(lmin))
     out = [_close("KKT objective (fp64)", got.total, ref.total, 1e-9), _close("KKT gradient in x (fp64)", got.grad_x, ref.grad_x, 1e-9),
            _close("KKT gradient in lambda (fp64)", got.grad_lam, ref.grad_lam, 1e-9)]
-    im = torch.rand(24, 3, 32, 32, generator=g)
+    im = torch.rand(24, *CIFAR.shape, generator=g)
     out.append(_close("SSIM matrix (fp32)", ssim_matrix(on(im[:16]), on(im[16:])), ssim_matrix(im[:16], im[16:]), 1e-5))
     torch.manual_seed(0)
     net = EDMPrecond(s.edm).eval()
     with torch.no_grad():
         for p in net.parameters():  # a non-trivial output layer (it is initialised near zero)
             p.add_(0.02 * torch.randn_like(p))
-    z, c, sig = torch.randn(2, 3, 32, 32, generator=g), torch.rand(2, 3, 32, 32, generator=g) * 2 - 1, torch.full((2,), 2.0)
-    noise = torch.randn(2, 3, 32, 32, generator=g, dtype=torch.float64)
+    z, c, sig = torch.randn(2, *CIFAR.shape, generator=g), torch.rand(2, *CIFAR.shape, generator=g) * 2 - 1, torch.full((2,), 2.0)
+    noise = torch.randn(2, *CIFAR.shape, generator=g, dtype=torch.float64)
     with torch.no_grad(), matmul_mode("fp32"):
         ref_f = net(z, sig, c)
         ref_h = heun(lambda u, t, cc: net(u, t, cc), c, num_steps=2, dtype=torch.float32, noise=noise)
@@ -185,7 +186,7 @@ def _edm_train(dev: torch.device, network: dict, precision: str, batch: int, rep
     g = torch.Generator(device=dev).manual_seed(0)
     net = EDMPrecond(network).to(device=dev, dtype=dt, memory_format=torch.channels_last).train()
     opt = torch.optim.Adam(net.parameters(), lr=1e-4)
-    rnd = lambda n: (torch.rand(n, 3, 32, 32, generator=g, device=dev, dtype=dt) * 2 - 1)  # noqa: E731
+    rnd = lambda n: (torch.rand(n, *CIFAR.shape, generator=g, device=dev, dtype=dt) * 2 - 1)  # noqa: E731
     tgt, cond, lab = rnd(batch), rnd(batch), torch.zeros(batch, 9, device=dev, dtype=dt)
 
     def step():
@@ -220,7 +221,7 @@ def edm(dev: torch.device, s: Size, samples: int) -> dict:
                     break
                 batch //= 2
     net = EDMPrecond(s.edm).to(dev).eval()
-    c = (torch.rand(s.sample_batch, 3, 32, 32, device=dev) * 2 - 1)
+    c = (torch.rand(s.sample_batch, *CIFAR.shape, device=dev) * 2 - 1)
     t = median_time(lambda: heun_sample(lambda u, sg, cc: net(u, sg, cc), c, num_steps=s.steps, dtype=torch.float32), dev,
                     s.repeat, 1)
     out["restore"] = {"evaluations": 2 * s.steps - 1, "images_per_s_one_sample": s.sample_batch / t,
@@ -236,8 +237,8 @@ def networks(dev: torch.device, s: Size) -> list[dict]:
     from .restorers import one_pass_rates
 
     rows = []
-    y, x = torch.rand(s.batch, 3, 32, 32, device=dev), torch.rand(s.batch, 3, 32, 32, device=dev)
-    yb = torch.rand(s.sample_batch, 3, 32, 32, device=dev)
+    y, x = torch.rand(s.batch, *CIFAR.shape, device=dev), torch.rand(s.batch, *CIFAR.shape, device=dev)
+    yb = torch.rand(s.sample_batch, *CIFAR.shape, device=dev)
     for name, net, loss in (("BF-DnCNN", BFDnCNN(*s.bf), lambda m: bfdncnn_loss(m, x, y)),
                             ("N2N U-Net", N2NUNet(width=s.n2n_width), lambda m: ((m(y) - x) ** 2).mean())):
         net = net.to(dev, memory_format=torch.channels_last)
@@ -258,7 +259,7 @@ def nccl(dev: torch.device) -> dict:
     plain = BFDnCNN(3, 8).to(dev).train()
     wrapped = BFDnCNN(3, 8).to(dev).train()
     wrapped.load_state_dict(plain.state_dict())
-    y, x = torch.rand(4, 3, 32, 32, device=dev), torch.rand(4, 3, 32, 32, device=dev)
+    y, x = torch.rand(4, *CIFAR.shape, device=dev), torch.rand(4, *CIFAR.shape, device=dev)
     t0 = time.perf_counter()
     dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{distributed._free_port()}", rank=0, world_size=1)
     try:
