@@ -205,3 +205,19 @@ def test_the_conditioning_scaling_is_c_in_or_nothing():
         assert not torch.allclose(a(x, torch.tensor(5.0, dtype=torch.float64), c), b(x, torch.tensor(5.0, dtype=torch.float64), c))
     with pytest.raises(ValueError, match="cond_scaling"):
         EDMPrecond(net, cond_scaling="half")
+
+
+def test_user_images_follow_the_checkpoints_image_spec(tmp_path):
+    """A restorer trained on 1x8x8 images takes 1x8x8 (or channels-last) inputs and refuses 3x32x32."""
+    from recon_restore.data.spec import ImageSpec
+    from recon_restore.restorers import checkpoint
+
+    spec = checkpoint.spec_of({"provenance": {"image_shape": [1, 8, 8]}})
+    assert spec == ImageSpec(1, 8, 8)
+    assert checkpoint.spec_of({"provenance": {}}, 1) == ImageSpec(1, 32, 32)  # older checkpoints: the paper's size
+    np.save(tmp_path / "grey.npy", np.zeros((4, 8, 8, 1), np.uint8))
+    imgs, _ = read_user_images(tmp_path / "grey.npy", spec)
+    assert imgs.shape == (4, 1, 8, 8)
+    np.save(tmp_path / "rgb.npy", np.zeros((4, 3, 32, 32), np.uint8))
+    with pytest.raises(UserError, match=r"rgb\.npy: expected images of shape \(N, 1, 8, 8\) or \(N, 8, 8, 1\)"):
+        read_user_images(tmp_path / "rgb.npy", spec)

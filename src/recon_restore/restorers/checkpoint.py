@@ -28,6 +28,17 @@ def save(path: str | Path, kind: str, config: dict, state_dict: dict, provenance
                     "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}, "provenance": provenance}, tmp)
 
 
+def spec_of(ck: dict, channels: int | None = None):
+    """The image spec a checkpoint's restorer was trained on (its provenance's ``image_shape``;
+    a checkpoint without one: the paper's 32x32 with the network's ``channels``)."""
+    from ..data.spec import CIFAR, ImageSpec
+
+    shape = (ck.get("provenance") or {}).get("image_shape")
+    if shape:
+        return ImageSpec(*(int(v) for v in shape))
+    return ImageSpec(channels or CIFAR.channels, CIFAR.height, CIFAR.width)
+
+
 def read(path: str | Path, device: str | torch.device = "cpu") -> dict:
     """The checkpoint's dict (``weights_only``), checked to be a restorer checkpoint."""
     p = Path(path)

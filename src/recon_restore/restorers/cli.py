@@ -115,6 +115,7 @@ def _train(args) -> None:
     if group.main:
         checkpoint.save(out, rec.kind, rec.config, final.state_dict(),
                         provenance(prm.cfg, prm.seed, preset=prm.preset, method=args.method, steps=spec.steps, gpus=group.world,
+                                   image_shape=list(prm.spec.shape),
                                    final_loss=history[-1]["loss"] if history else None),
                         args.overwrite)
         state.unlink(missing_ok=True)
@@ -148,6 +149,7 @@ def adapt_cmd(args) -> None:
     g, history = adapt(g0, recon, pool.images, spec, derive_seed(prm.seed, "adapt", args.method), state, fp, dev)
     checkpoint.save(out, ck["kind"], ck["config"], g.state_dict(),
                     provenance(prm.cfg, prm.seed, preset=prm.preset, method=args.method, adapted_from=source, steps=spec.steps,
+                               image_shape=list(recon.shape[1:]),
                                reconstructions=len(recon)), args.overwrite)
     state.unlink(missing_ok=True)
     _write_history(args.history, history)
@@ -184,7 +186,7 @@ def restore_cmd(args) -> None:
     user = {"samples": args.samples, "sampler": {"num_steps": args.steps}, "sample_precision": args.precision}
     restorer = methods.restorer(name, {methods.section_of(name): user})
     restorer.load(dev, args.checkpoint)
-    images, names = read_user_images(args.input, restorer.image_channels(ck["config"]))
+    images, names = read_user_images(args.input, checkpoint.spec_of(ck, restorer.image_channels(ck["config"])))
     r = restorer.restore(images, np.arange(len(images)), args.seed, args.batch, args.progress)
     outputs = {methods.BY_NAME[m].output: v for m, v in r.images.items()}
     if r.spread is not None:

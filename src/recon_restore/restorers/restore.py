@@ -63,16 +63,21 @@ def restore_edm(model, recon: torch.Tensor, samples: int, sampler_cfg: dict, bat
     return Samples(single, mean, std)
 
 
-def read_user_images(path, channels: int = 3) -> tuple[torch.Tensor, list[str]]:
+def read_user_images(path, spec=None) -> tuple[torch.Tensor, list[str]]:
     """Reconstructions from a .npy file, a folder of PNGs or an HDF5 file (dataset 'images'
-    or 'recon'), for a restorer of ``channels`` image channels (its checkpoint's). Accepts
-    (N, C, H, W) or (N, H, W, C) (and (N, H, W) for one channel), uint8 or float in [0, 1].
+    or 'recon'), for a restorer trained on images of ``spec`` (``data.spec.ImageSpec``, its
+    checkpoint's; default the paper's 3x32x32). Accepts (N, C, H, W) or (N, H, W, C) (and
+    (N, H, W) for one channel), uint8 or float in [0, 1].
     Anything else ends in one UserError naming the file and what was expected; a .npy
     file is never unpickled."""
     from pathlib import Path
 
     from ..errors import UserError
 
+    from ..data.spec import CIFAR
+
+    spec = spec or CIFAR
+    channels = spec.channels
     p = Path(path)
     names: list[str] = []
     if p.is_dir():
@@ -106,7 +111,7 @@ def read_user_images(path, channels: int = 3) -> tuple[torch.Tensor, list[str]]:
             arr = f[key][()]
     else:
         raise UserError(f"{p}: unsupported input; expected a .npy file, a folder of .png files or an .h5 file")
-    return _validate(arr, p, channels), names
+    return _validate(arr, p, spec), names
 
 
 def _read_png(f, channels: int = 3) -> np.ndarray:
@@ -137,20 +142,19 @@ def _channels(img: np.ndarray, f, channels: int) -> np.ndarray:
     return np.clip(np.round(grey), 0, 255).astype(img.dtype)[..., None]
 
 
-def _validate(arr: np.ndarray, p, channels: int = 3) -> torch.Tensor:
+def _validate(arr: np.ndarray, p, spec) -> torch.Tensor:
     from ..errors import UserError
 
     if not isinstance(arr, np.ndarray) or arr.dtype == object:
         raise UserError(f"{p}: expected a numeric image array, got {getattr(arr, 'dtype', type(arr).__name__)}")
-    if arr.ndim == 3 and channels == 1:
+    c, h, w = spec.shape
+    if arr.ndim == 3 and c == 1:
         arr = arr[:, None]
-    want = f"(N, {channels}, H, W) or (N, H, W, {channels})"
-    if arr.ndim != 4:
-        raise UserError(f"{p}: expected images of shape {want} (the restorer's {channels} channel(s)), got {arr.shape}")
-    if arr.shape[1] != channels and arr.shape[3] == channels:
+    want = f"(N, {c}, {h}, {w}) or (N, {h}, {w}, {c})"
+    if arr.ndim == 4 and arr.shape[1:] == (h, w, c) and arr.shape[1:] != spec.shape:
         arr = arr.transpose(0, 3, 1, 2)
-    if arr.shape[1] != channels:
-        raise UserError(f"{p}: expected images of shape {want} (the restorer's {channels} channel(s)), got {arr.shape}")
+    if arr.ndim != 4 or arr.shape[1:] != spec.shape:
+        raise UserError(f"{p}: expected images of shape {want} (the images the restorer was trained on), got {arr.shape}")
     if arr.shape[0] == 0:
         raise UserError(f"{p}: holds no images (shape {arr.shape}); expected at least one")
     if arr.dtype == np.uint8:
