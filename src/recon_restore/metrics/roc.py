@@ -57,9 +57,12 @@ def leakage_roc(real: np.ndarray, null: np.ndarray, runs: np.ndarray | None = No
 
 def leakage_roc_interval(real: np.ndarray, null: np.ndarray, n_boot: int, seed: int, fprs=(0.01, 0.05),
                          level: float = 0.95) -> dict:
-    """``leakage_roc`` with ``level`` percentile intervals from resampling the runs with
-    replacement (the same runs for the training images and the galleries); keys ``<key>_lo``,
-    ``<key>_hi`` for AUROC and each TPR."""
+    """``leakage_roc`` with ``level`` intervals from resampling the runs with replacement (the
+    same runs for the training images and the galleries); keys ``<key>_lo``, ``<key>_hi`` for
+    AUROC and each TPR. As for the good count (``evaluate.match.bootstrap_interval``): a resample
+    holds about 63% of the distinct runs and best-over-runs scores only grow with runs, so the
+    interval is the bootstrap's central range re-centred on the observed value (shifted by
+    observed minus bootstrap median), clipped to [0, 1]."""
     out = leakage_roc(real, null, None, fprs)
     keys = ["auroc"] + [f"tpr_{round(f * 100):g}" for f in fprs]
     if not n_boot or real.shape[0] == 0:
@@ -70,5 +73,7 @@ def leakage_roc_interval(real: np.ndarray, null: np.ndarray, n_boot: int, seed: 
     a = (1 - level) / 2
     for k in keys:
         v = np.array([b[k] for b in boots], dtype=np.float64)
-        out[f"{k}_lo"], out[f"{k}_hi"] = float(np.nanquantile(v, a)), float(np.nanquantile(v, 1 - a))
+        shift = out[k] - np.nanmedian(v)
+        out[f"{k}_lo"] = float(np.clip(np.nanquantile(v, a) + shift, 0, 1))
+        out[f"{k}_hi"] = float(np.clip(np.nanquantile(v, 1 - a) + shift, 0, 1))
     return out
