@@ -195,3 +195,27 @@ def test_abort_study_records_the_blind_score_without_aborting(tmp_path, tiny_par
     assert (np.diff(thr["good_lost"]) <= 0).all() and thr["good_lost"].iloc[-1] == 0 and thr["kept"].iloc[-1] == 3
     assert summ["chosen_threshold"] in thr["threshold"].tolist() and -1 <= summ["spearman_blind_good"] <= 1
     assert thr.set_index("threshold").loc[summ["chosen_threshold"], "good_lost"] == 0
+    # oracle-free selection: every ranking's kept runs hold at most all runs' good count, and at the
+    # largest fraction (all 3 runs when rounded) exactly it
+    sel = pd.DataFrame(summ["selection"])
+    assert {"good_oracle", "good_blind", "good_stationarity", "good_random"} <= set(sel)
+    for c in ("good_oracle", "good_blind", "good_stationarity", "good_random"):
+        assert (sel[c] <= sel["good_all_runs"]).all()
+    assert "stationarity" in table
+
+
+def test_selection_table_counts_what_each_ranking_keeps():
+    import pandas as pd
+
+    from recon_restore.evaluate.abort_study import selection_table
+
+    # 4 runs x 3 images: run 2 holds every good image, run 0 one of them
+    rb = np.full((4, 3), 0.1)
+    rb[2] = 0.9
+    rb[0, 0] = 0.9
+    table = pd.DataFrame({"oracle_score": [2.0, 3.0, 1.0, 4.0], "blind_score": [0.1, 0.2, 0.9, 0.3],
+                          "stationarity": [5.0, np.nan, 1.0, 2.0]})
+    sel = selection_table(table, rb, 0.4, fractions=(0.25, 0.5), n_random=500, seed=0).set_index("fraction")
+    assert sel.loc[0.25, "good_oracle"] == 3 and sel.loc[0.25, "good_blind"] == 1 and sel.loc[0.25, "good_stationarity"] == 3
+    assert sel.loc[0.5, "good_blind"] == 1  # runs 0 and 1: run 2 (lowest residual at abort) is never kept
+    assert sel.loc[0.5, "good_all_runs"] == 3 and abs(sel.loc[0.25, "good_random"] - (3 + 1 + 0 + 0) / 4) < 0.2

@@ -66,3 +66,29 @@ def choose_threshold(thr: pd.DataFrame, max_lost: int = 0) -> float:
     """The lowest threshold (most runs aborted) that loses at most ``max_lost`` good reconstructions."""
     ok = thr[thr["good_lost"] <= max_lost]
     return float(ok["threshold"].min())
+
+
+def selection_table(table: pd.DataFrame, run_best: np.ndarray, threshold: float, fractions=(0.25, 0.5, 0.75),
+                    rankings: tuple = ("oracle_score", "blind_score", "stationarity"), n_random: int = 200,
+                    seed: int = 0) -> pd.DataFrame:
+    """Oracle-free run selection (Haim et al.'s released code ranks and aborts runs by their
+    distance to the true training set): for each ranking of the runs (lower is better; the
+    oracle's NCC extraction score, the blind first-layer residual at the abort iteration, the
+    final KKT residual) and each fraction of runs kept, the good reconstructions the kept runs
+    hold, beside all runs' and the mean over ``n_random`` random selections of the same size."""
+    total = count_good(run_best, threshold)
+    R = len(table)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for f in fractions:
+        k = max(1, int(round(f * R)))
+        rnd = np.mean([count_good(run_best, threshold, rng.choice(R, k, replace=False)) for _ in range(n_random)])
+        row = {"fraction": f, "runs_kept": k, "good_all_runs": total, "good_random": round(float(rnd), 2)}
+        for name in rankings:
+            if name not in table:
+                continue
+            score = table[name].to_numpy(dtype=np.float64)
+            order = np.argsort(np.where(np.isfinite(score), score, np.inf), kind="stable")
+            row[f"good_{name.removesuffix('_score')}"] = count_good(run_best, threshold, order[:k])
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -238,7 +238,7 @@ def abort_study_cmd(args) -> None:
     from ..attack.runs_file import read_runs
     from ..io import write_json
     from ..metrics.roc import auroc
-    from .abort_study import choose_threshold, run_table, threshold_table
+    from .abort_study import choose_threshold, run_table, selection_table, threshold_table
 
     prm = setup(args)
     ev = prm.section("evaluate")
@@ -246,7 +246,7 @@ def abort_study_cmd(args) -> None:
     mean = tgt["mean"].double()
     targets = tgt["images"].double() / 255
     train_x = (targets - mean).flatten(1)
-    snaps, blind, ids = [], [], []
+    snaps, blind, ids, stat = [], [], [], []
     for path in args.runs:
         r = read_runs(path)
         if r.abort_criterion != "none":
@@ -254,9 +254,12 @@ def abort_study_cmd(args) -> None:
         snaps.append(r.snapshots)
         blind.append(r.per_run["abort_score"])
         ids.append(r.hparams["run"])
+        stat.append(r.per_run["stationarity"])
     table, rb = run_table(np.concatenate(snaps), np.concatenate(blind), np.concatenate(ids), train_x, mean, targets,
                           ev["good_threshold"], ev["best_match"]["ssim_variant"])
+    table["stationarity"] = np.concatenate(stat)  # the final KKT residual (a blind ranking)
     thr = threshold_table(table, rb, ev["good_threshold"])
+    selection = selection_table(table, rb, ev["good_threshold"], seed=derive_seed(prm.seed, "selection"))
     chosen = choose_threshold(thr)
     auc = auroc(table["blind_score"].to_numpy(), table["useless"].to_numpy())
     weak = table["good"].to_numpy() < np.median(table["good"].to_numpy())
@@ -270,9 +273,12 @@ def abort_study_cmd(args) -> None:
                                "auroc_blind_below_median": auc_weak, "spearman_blind_good": rho,
                                "abort_at": ev["reconstruct"]["abort"]["at"], "chosen_threshold": chosen,
                                "rule": "lowest threshold that loses no good reconstruction", "thresholds": thr.to_dict("records"),
+                               "selection": selection.to_dict("records"),
                                "provenance": provenance(prm.cfg, prm.seed, preset=prm.preset)}, args.overwrite)
     log.info("abort study: %d runs, %d useless (AUROC %.3f), below-median AUROC %.3f, Spearman %.3f, chosen threshold %.4g",
              len(table), int(table["useless"].sum()), auc, auc_weak, rho, chosen)
+    for row in selection.to_dict("records"):
+        log.info("selection: %s", row)
 
 
 def curve_cmd(args) -> None:
