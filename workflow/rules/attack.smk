@@ -41,7 +41,7 @@ rule attack_runs:
         runtime=720,
         mem_mb=16000,
     params:
-        cfg=section("evaluate", skip=["curve"]),
+        cfg=section("evaluate", skip=EVALUATE_STUDIES),
         code=code("attack runs", part=ATTACK_MODULE),
         attack=attack_kind(),
         compile=section("compile"),

@@ -42,6 +42,8 @@ RESTORE_THREADS = {r: PLAN.threads(r) for r in RESTORERS}
 SHARDED = [r for r in RESTORERS if PLAN.restore_shards(r) > 1]
 # the learning curves' restorer and its methods (evaluate.curve)
 CURVE = CFG["evaluate"]["curve"]
+# the evaluate section's study switches: a rule of the main evaluation reruns on none of them
+EVALUATE_STUDIES = ["curve", "cross_attack", "wrong_release"]
 CURVE_METHODS = methods.methods_of(CURVE["method"])
 UNSHARDED = [r for r in RESTORERS if r not in SHARDED]
 

@@ -350,7 +350,7 @@ rule evaluate_cross_runs:
         runtime=720,
         mem_mb=16000,
     params:
-        cfg=section("evaluate", skip=["curve"]),
+        cfg=section("evaluate", skip=EVALUATE_STUDIES),
         code=code("attack runs", part=CROSS_MODULE),
     shell:
         cli("attack runs")

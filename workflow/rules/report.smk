@@ -37,7 +37,7 @@ rule report:
         mem_mb=8000,
     params:
         cfg=section("report"),
-        evaluate=section("evaluate", skip=["curve"]),
+        evaluate=section("evaluate", skip=EVALUATE_STUDIES),
         code=code("report build"),
         out=lambda w, output: os.path.dirname(output.metrics),
     shell:
