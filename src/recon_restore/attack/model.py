@@ -57,8 +57,10 @@ def init_weights(
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32,
     device: str | torch.device = "cpu",
+    outputs: int | None = None,
 ) -> Weights:
-    """Paper initialisation for R networks: N(0, init_std^2) first layer, He elsewhere."""
+    """Paper initialisation for R networks: N(0, init_std^2) first layer, He elsewhere.
+    ``outputs``: C output rows (the multiclass target; ``w3`` is then (R, C, h2)); None: one output."""
     if len(hidden) != 2:
         raise ValueError(f"the target network has two hidden layers (paper section 2); got hidden={list(hidden)}")
     h1, h2 = hidden
@@ -69,7 +71,7 @@ def init_weights(
     W1 = normal(runs, h1, in_dim, std=init_std)
     b1 = normal(runs, h1, std=init_std) if bias else None
     W2 = normal(runs, h2, h1, std=math.sqrt(2.0 / h1))
-    w3 = normal(runs, h2, std=math.sqrt(2.0 / h2))
+    w3 = normal(runs, *((outputs,) if outputs else ()), h2, std=math.sqrt(2.0 / h2))
     return Weights(W1, W2, w3, b1)
 
 

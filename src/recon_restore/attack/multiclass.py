@@ -26,8 +26,6 @@ parameters are separate leaves, so one backward gives every run's gradients).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -48,18 +46,10 @@ def logits(w: Weights, x: torch.Tensor, act=torch.relu) -> torch.Tensor:
 
 def init_weights(runs: int, in_dim: int, hidden, classes: int, bias: bool = False, init_std: float = 1e-4,
                  generator=None, dtype=torch.float32, device="cpu") -> Weights:
-    if len(hidden) != 2:
-        raise ValueError(f"the target network has two hidden layers; got hidden={list(hidden)}")
-    h1, h2 = hidden
+    """The binary target's initialisation (``model.init_weights``) with C output rows."""
+    from .model import init_weights as init
 
-    def normal(*shape, std):
-        return (torch.randn(*shape, generator=generator, dtype=torch.float64) * std).to(dtype=dtype, device=device)
-
-    W1 = normal(runs, h1, in_dim, std=init_std)
-    b1 = normal(runs, h1, std=init_std) if bias else None
-    W2 = normal(runs, h2, h1, std=math.sqrt(2.0 / h1))
-    W3 = normal(runs, classes, h2, std=math.sqrt(2.0 / h2))
-    return Weights(W1, W2, W3, b1)
+    return init(runs, in_dim, hidden, bias, init_std, generator, dtype, device, outputs=classes)
 
 
 def surrogate(z: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
