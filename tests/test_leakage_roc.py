@@ -48,3 +48,18 @@ def test_chance_gives_auroc_one_half_and_tpr_at_its_fpr():
     assert abs(out["tpr_5"] - 0.05) < 0.03 and out["tpr_1"] < 0.04
     leak = leakage_roc_interval(rng.normal(1.0, size=(R, n)), rng.normal(size=(K, R, n)), n_boot=200, seed=0)
     assert leak["auroc_lo"] > 0.6 and leak["tpr_1_lo"] > out["tpr_1_hi"]
+
+
+def test_compare_and_curve_arguments_name_a_bad_item_or_a_missing_file(tmp_path):
+    import pytest
+
+    from recon_restore.cli_args import labelled_paths
+    from recon_restore.errors import UserError
+
+    f = tmp_path / "plain.h5"
+    f.write_bytes(b"")
+    assert labelled_paths([f"plain={f}"], "evaluate compare --same", "METHOD", "match file") == {"plain": str(f)}
+    with pytest.raises(UserError, match=r"evaluate compare --same 'plain': expected METHOD=PATH"):
+        labelled_paths(["plain"], "evaluate compare --same", "METHOD", "match file")
+    with pytest.raises(UserError, match=r"nope\.h5: match file \(evaluate compare --other tv\) does not exist"):
+        labelled_paths([f"tv={tmp_path / 'nope.h5'}"], "evaluate compare --other", "METHOD", "match file")

@@ -46,3 +46,21 @@ def common(p: argparse.ArgumentParser, params: bool = True, device: bool = False
         p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="default: params 'device'")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--progress", action="store_true", help="show progress bars")
+
+
+def labelled_paths(items: list[str], option: str, key: str, what: str) -> dict[str, str]:
+    """``KEY=PATH`` arguments (e.g. ``evaluate curve --manifest``, ``evaluate compare --same``) as
+    {key: path}; one clear error for a malformed item or a missing file."""
+    from pathlib import Path
+
+    from .errors import UserError
+
+    out = {}
+    for t in items:
+        label, sep, path = t.partition("=")
+        if not sep or not label or not path:
+            raise UserError(f"{option} {t!r}: expected {key}=PATH")
+        if not Path(path).is_file():
+            raise UserError(f"{path}: {what} ({option} {label}) does not exist")
+        out[label] = path
+    return out

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..attack.target_file import load_target
-from ..cli_args import common, int_at_least
+from ..cli_args import common, int_at_least, labelled_paths
 from ..errors import UserError
 from ..io import atomic_path, check_writable, open_h5, provenance, set_attrs
 from ..methods import NAMES, RESTORERS, missing, restorer_of
@@ -282,19 +282,10 @@ def abort_study_cmd(args) -> None:
 
 
 def curve_cmd(args) -> None:
-    from pathlib import Path
-
     from .curve import Setting, collect, table, write_rows
 
     prm = setup(args)
-    manifests = {}
-    for m in args.manifest:
-        label, sep, path = m.partition("=")
-        if not sep or not label or not path:
-            raise UserError(f"evaluate curve --manifest {m!r}: expected LABEL=PATH")
-        if not Path(path).is_file():
-            raise UserError(f"{path}: dataset manifest does not exist")
-        manifests[label] = path
+    manifests = labelled_paths(args.manifest, "evaluate curve --manifest", "LABEL", "dataset manifest")
     check_writable(args.out_csv, args.overwrite)
     check_writable(args.out_md, args.overwrite)
     rows = collect(args.plain_match, manifests, [Setting.parse(t) for t in args.match], prm.section("evaluate")["good_threshold"])
@@ -304,12 +295,14 @@ def curve_cmd(args) -> None:
     print(table(rows))
 
 def compare_cmd(args) -> None:
-    from .cross import collect, parse, table, write_rows
+    from .cross import collect, table, write_rows
 
     prm = setup(args)
     check_writable(args.out_csv, args.overwrite)
     check_writable(args.out_md, args.overwrite)
-    rows = collect(parse(args.same, "--same"), parse(args.other, "--other"), prm.section("evaluate")["good_threshold"])
+    same = labelled_paths(args.same, "evaluate compare --same", "METHOD", "match file")
+    other = labelled_paths(args.other, "evaluate compare --other", "METHOD", "match file")
+    rows = collect(same, other, prm.section("evaluate")["good_threshold"])
     write_rows(args.out_csv, rows, args.overwrite)
     with atomic_path(args.out_md, args.overwrite) as tmp:
         Path(tmp).write_text(table(rows, args.same_label, args.other_label, args.note) + "\n")

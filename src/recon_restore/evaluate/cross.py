@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from ..errors import UserError
 from ..io import atomic_path
@@ -46,18 +45,6 @@ class Row:
     @property
     def change(self) -> float:
         return round(self.cross_excess - self.same_excess, 2)
-
-
-def parse(items: list[str], flag: str) -> dict[str, str]:
-    out = {}
-    for t in items:
-        method, sep, path = t.partition("=")
-        if not sep or not method or not path:
-            raise UserError(f"evaluate compare {flag} {t!r}: expected METHOD=PATH")
-        if not Path(path).is_file():
-            raise UserError(f"{path}: match file ({flag} {method}) does not exist")
-        out[method] = path
-    return out
 
 
 def collect(same: dict[str, str], cross: dict[str, str], threshold: float) -> list[Row]:
