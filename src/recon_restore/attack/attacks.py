@@ -51,8 +51,19 @@ class Attack:
     def init(self, runs: int, in_dim: int, net: dict, outputs: int, generator, dtype, device):
         raise NotImplementedError
 
-    def train(self, w, x, y, optimizer: str, lr: float, epochs: int, progress: bool = False, desc: str = "train targets"):
-        """Full-batch training of R networks (``train.TrainResult``); x (R, n, d), y (R, n)."""
+    def train(self, w, x, y, optimizer: str, lr: float, epochs: int, progress: bool = False, desc: str = "train targets",
+              weight_decay: float = 0.0):
+        """Full-batch training of R networks (``train.TrainResult``); x (R, n, d), y (R, n);
+        ``weight_decay`` adds weight_decay / 2 ||theta||^2 to each run's loss."""
+        raise NotImplementedError
+
+    def predict(self, w, x) -> torch.Tensor:
+        """The training labels R networks predict for inputs x (R or 1, n, d): (R, n)."""
+        raise NotImplementedError
+
+    def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean training loss of one network's outputs (n, outputs) for labels y (n,): what a
+        minibatch trainer (DP-SGD, the defences study) differentiates."""
         raise NotImplementedError
 
     def candidate_labels(self, per_class: int, classes: int, dtype, device) -> torch.Tensor:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from .attacks import Attack
 
@@ -32,10 +33,21 @@ class KKTBinary(Attack):
 
         return init_weights(runs, in_dim, net["hidden"], net["bias"], net["init_std"], generator, dtype, device)
 
-    def train(self, w, x, y, optimizer, lr, epochs, progress=False, desc="train targets"):
+    def train(self, w, x, y, optimizer, lr, epochs, progress=False, desc="train targets", weight_decay=0.0):
         from .train import train_target
 
-        return train_target(w, x, y, optimizer, lr, epochs, progress, desc)
+        return train_target(w, x, y, optimizer, lr, epochs, progress, desc, weight_decay)
+
+    def predict(self, w, x):
+        from .model import phi
+
+        out = phi(w, x)
+        return torch.where(out > 0, 1.0, -1.0).to(out.dtype)
+
+    def loss(self, out, y):
+        import torch.nn.functional as F
+
+        return F.softplus(-y * out[:, 0]).mean()
 
     def candidate_labels(self, per_class, classes, dtype, device):
         from .objective import candidate_labels

@@ -69,9 +69,10 @@ def margins(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def train_multiclass(w: Weights, x: torch.Tensor, y: torch.Tensor, optimizer: str, lr: float, epochs: int,
-                     progress: bool = False, desc: str = "train targets"):
+                     progress: bool = False, desc: str = "train targets", weight_decay: float = 0.0):
     """Full-batch cross-entropy training of R networks (each on its own mean loss); x (R|1, n, d),
-    y (R|1, n) class indices. Adadelta or plain gradient descent, as the binary target."""
+    y (R|1, n) class indices. Adadelta or plain gradient descent, as the binary target, with the
+    same ``weight_decay`` convention."""
     from tqdm import tqdm
 
     from . import optim
@@ -94,6 +95,8 @@ def train_multiclass(w: Weights, x: torch.Tensor, y: torch.Tensor, optimizer: st
         loss = F.cross_entropy(out.reshape(-1, C), y.reshape(-1), reduction="none").view(w.runs, -1).mean(1)
         (g,) = torch.autograd.grad(loss.sum(), leaf)
         with torch.no_grad():
+            if weight_decay:
+                g.add_(flat, alpha=weight_decay)
             opt.step(flat, g)
         bar.update(1)
     bar.close()
@@ -169,8 +172,14 @@ class KKTMulticlass(Attack):
     def init(self, runs, in_dim, net, outputs, generator, dtype, device):
         return init_weights(runs, in_dim, net["hidden"], outputs, net["bias"], net["init_std"], generator, dtype, device)
 
-    def train(self, w, x, y, optimizer, lr, epochs, progress=False, desc="train targets"):
-        return train_multiclass(w, x, y, optimizer, lr, epochs, progress, desc)
+    def train(self, w, x, y, optimizer, lr, epochs, progress=False, desc="train targets", weight_decay=0.0):
+        return train_multiclass(w, x, y, optimizer, lr, epochs, progress, desc, weight_decay)
+
+    def predict(self, w, x):
+        return logits(w, x).argmax(2)
+
+    def loss(self, out, y):
+        return F.cross_entropy(out, y.long())
 
     def candidate_labels(self, per_class, classes, dtype, device):
         return torch.arange(classes, device=device).repeat_interleave(per_class)

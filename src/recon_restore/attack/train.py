@@ -90,10 +90,13 @@ def train_target(
     epochs: int,
     progress: bool = False,
     desc: str = "train target",
+    weight_decay: float = 0.0,
 ) -> TrainResult:
     """Full-batch training of R networks; x: (R, n, d) mean-subtracted, y: (R, n) in {-1, +1}.
 
     ``optimizer``: 'adadelta' (torch.optim.Adadelta's rule) or 'gd' (plain gradient descent).
+    ``weight_decay``: the loss gains weight_decay / 2 ||theta||^2 (gradient + weight_decay theta,
+    torch's convention; the defences study).
     """
     if optimizer not in ("adadelta", "gd"):
         raise ValueError(f"unknown target optimizer {optimizer!r}; expected 'adadelta' or 'gd'")
@@ -109,6 +112,8 @@ def train_target(
         bar = tqdm(total=epochs, desc=desc, disable=not progress, mininterval=5)
         for epoch in range(epochs):
             loss = loss_and_grads(params.weights, x, y, grads)
+            if weight_decay:
+                g_flat.add_(params.flat, alpha=weight_decay)
             opt.step(params.flat, g_flat)
             if epoch % every == 0:
                 bar.update(min(every, epochs - bar.n))
