@@ -125,7 +125,7 @@ def test_unknown_attack_is_one_clear_error():
 
 
 def test_training_labels_and_galleries_follow_the_attack():
-    from recon_restore.attack.cli import select_heldout
+    from recon_restore.attack.evaluation import select_heldout
 
     classes = np.array([3, 3, 7, 7, 9, 9, 3, 7, 9])
     binary = np.where(classes == 7, 1, -1)

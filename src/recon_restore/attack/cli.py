@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import shutil
 
-import numpy as np
 import torch
 
 from ..cli_args import common, int_at_least
@@ -16,10 +15,11 @@ from ..fingerprint import fingerprint
 from ..io import check_writable, file_sha256, provenance, run_resumable
 from ..runtime import device as get_device
 from ..runtime import setup
-from ..seeding import derive_seed, torch_generator
+from ..seeding import torch_generator
 from ..status import RunStatus
 from ..precision import dtype_of, matmul_mode
 from . import attacks
+from .evaluation import initial_weights, training_set
 from .reconstruct import Hparams, ReconConfig, reconstruct
 from .runs_file import write_runs
 from .target_file import load_target, save_target
@@ -42,47 +42,23 @@ def register(sub) -> None:
     p.set_defaults(func=runs_cmd)
 
 
-def select_heldout(labels: np.ndarray, per_class: int, mode: str, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
-    """The evaluation network's training images: per class of ``labels`` (the attack's training
-    labels) the first (or random) held-out images, at most one per group (images of one group
-    share pixels)."""
-    out = []
-    first = np.zeros(len(labels), dtype=bool)
-    first[np.unique(np.arange(len(labels)) if groups is None else groups, return_index=True)[1]] = True
-    for c in (int(c) for c in np.unique(labels)):
-        idx = np.nonzero((labels == c) & first)[0]
-        if len(idx) < per_class:
-            raise UserError(f"evaluate.images_per_class = {per_class}, but the held-out set has only {len(idx)} images "
-                            f"(of distinct groups) of class {c:+d}")
-        if mode == "random":
-            idx = np.sort(np.random.default_rng(derive_seed(seed, "heldout-select", c)).choice(idx, per_class, replace=False))
-        out.append(idx[:per_class])
-    return np.concatenate(out)
-
-
 def target_cmd(args) -> None:
     prm = setup(args)
     dev = get_device(args, prm)
     ev, net = prm.section("evaluate"), prm.section("attack", "target")
     attack = attacks.get(prm.section("attack"))
     tr = ev["train"]
-    held = read_image_set(args.heldout, prm.spec)
-    train_labels = attack.training_labels(held.labels, held.classes)
-    sel = select_heldout(train_labels, ev["images_per_class"], ev["selection"], prm.seed, held.groups)
-    images, labels, ids = held.images[sel], train_labels[sel], held.ids[sel]
     dt = dtype_of(tr["precision"])
-    x = torch.from_numpy(images).to(torch.float64) / 255
-    mean = x.mean(0)
-    xc = (x - mean).flatten(1).to(device=dev, dtype=dt)[None]
-    y = torch.from_numpy(labels).to(device=dev, dtype=dt)[None]
-    w = attack.init(1, xc.shape[-1], net, attack.outputs(train_labels), torch_generator(prm.seed, "eval-target"), dt, dev)
+    ts = training_set(read_image_set(args.heldout, prm.spec), attack, ev, prm.seed, dt, dev)
+    w = initial_weights(attack, ts, net, prm.seed, dt, dev)
     with matmul_mode(tr["precision"]):
-        res = attack.train(w, xc, y, tr["optimizer"], tr["lr"], tr["epochs"], args.progress, "train evaluation target")
+        res = attack.train(w, ts.x, ts.y, tr["optimizer"], tr["lr"], tr["epochs"], args.progress, "train evaluation target")
     if bool(res.failed[0]):
         raise UserError("evaluation target training diverged (NaN/inf); lower evaluate.train.lr")
-    stats = {"loss": float(res.loss[0]), "min_margin": float(res.min_margin[0]), "accuracy": float(res.accuracy[0]), "images": len(sel)}
+    stats = {"loss": float(res.loss[0]), "min_margin": float(res.min_margin[0]), "accuracy": float(res.accuracy[0]),
+             "images": len(ts.index)}
     log.info("evaluation target: %s", stats)
-    save_target(args.out, res.weights, images, labels, ids, mean, stats,
+    save_target(args.out, res.weights, ts.images, ts.labels, ts.ids, ts.mean, stats,
                 provenance(prm.cfg, prm.seed, preset=prm.preset, attack=attack.name), args.overwrite)
 
 
