@@ -100,7 +100,8 @@ def test_dvc_pipeline_mirrors_the_stages(tmp_path):
     # the restorers read the shards, and the pool (the synthetic Noise2Noise variants)
     assert edges == {("params", s) for s in DVC_STAGE_RULES} | {("data", "dataset"), ("data", "evaluate"), ("dataset", "restorers"), ("data", "restorers"),
                      ("restorers", "evaluate"), ("evaluate", "report"),
-                     ("data", "robustness"), ("dataset", "robustness"), ("restorers", "robustness"), ("evaluate", "robustness")}
+                     ("data", "robustness"), ("dataset", "robustness"), ("restorers", "robustness"), ("evaluate", "robustness"),
+                     ("data", "defences"), ("restorers", "defences"), ("evaluate", "defences")}
     # the first stage's command is a Snakemake target of the preset selected in params.yaml
     p = subprocess.run([str(BIN / "dvc"), "repro", "--dry", "data"], cwd=work, env=ENV, capture_output=True, text=True)
     assert p.returncode == 0 and "snakemake results/demo/data/pool.h5" in p.stdout, p.stdout + p.stderr
@@ -117,7 +118,7 @@ def _rule_commands() -> dict[str, set]:
             m = re.search(r'cli\("(\w+) ([\w-]+)"\)', block)
             if m:
                 wc = re.search(r'code=lambda w: code\("[\w -]+", w\.(\w+)\)', block)
-                part = re.search(r'code=code\("[\w -]+", part=(\w+)\)', block)
+                part = re.search(r'code=(?:lambda w: )?code\(\s*"[\w -]+", part=\[?(\w+)', block)
                 out[f.stem].add((*m.groups(), wc.group(1) if wc else part.group(1) if part else None))
     return out
 
@@ -134,7 +135,7 @@ def _parts(kind: str) -> list:
 
 # DVC stage -> the rules files whose commands it runs
 DVC_STAGE_RULES = {"data": ["data"], "dataset": ["dataset"], "restorers": ["restorers"], "evaluate": ["attack", "evaluate", "adapt"],
-                   "report": ["report"], "robustness": ["robustness"]}
+                   "report": ["report"], "robustness": ["robustness"], "defences": ["defences"]}
 
 
 def test_dvc_deps_are_the_closure_of_each_stages_commands():
@@ -209,7 +210,7 @@ def test_every_rule_hashes_its_own_command():
     for f in (REPO / "workflow/rules").glob("*.smk"):
         for block in re.split(r"^rule ", f.read_text(), flags=re.M)[1:]:
             shell = re.search(r'cli\("(\w+ [\w-]+)"\)', block)
-            code = re.search(r'code=(?:lambda w: )?code\("([\w -]+)"', block)
+            code = re.search(r'code=(?:lambda w: )?code\(\s*"([\w -]+)"', block)
             assert bool(shell) == bool(code), (f.name, block[:40])
             if shell:
                 assert shell.group(1) == code.group(1), (f.name, block[:40])  # each rule hashes the command it runs

@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .data import cli as data_cli
     from .plan import cli as plan_cli
     from .dataset import cli as dataset_cli
+    from .defences import cli as defences_cli
     from .evaluate import cli as evaluate_cli
     from .report import cli as report_cli
     from .restorers import cli as restorers_cli
@@ -29,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="recon-restore", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__import__('recon_restore').__version__}")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="<stage>")
-    for mod in (data_cli, attack_cli, dataset_cli, restorers_cli, evaluate_cli, report_cli, robustness_cli, bench_cli, plan_cli):
+    for mod in (data_cli, attack_cli, dataset_cli, restorers_cli, evaluate_cli, defences_cli, report_cli, robustness_cli, bench_cli, plan_cli):
         mod.register(sub)
     restorers_cli.register_restore(sub)
     p = sub.add_parser("params", help="validate params.yaml, show a preset in full, or write params.resolved.yaml")

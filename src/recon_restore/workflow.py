@@ -74,6 +74,41 @@ class Plan:
     def wrong_outputs(self) -> list[str]:
         return [f"{self.out}/evaluate/wrong_release/wrong_release.csv", f"{self.out}/evaluate/wrong_release/wrong_release.md"]
 
+    def defence_settings(self) -> list[str]:
+        """The defences study's settings (``defences``; ``defences/defences.py``)."""
+        from .defences.defences import settings
+
+        return settings(self.cfg["defences"])
+
+    def defence_methods(self) -> list[str]:
+        """The defences study's methods: every method, or plain and ``defences.restorers``' methods."""
+        from .errors import UserError
+
+        chosen = self.cfg["defences"]["restorers"]
+        if chosen is None:
+            return methods.names(self.cfg["restorers"])
+        names, trained = ["plain"], methods.restorers(self.cfg["restorers"])
+        for r in chosen:
+            if r not in trained:
+                raise UserError(f"{self.prm.source}: key 'presets.{self.prm.preset}.defences.restorers': {r!r} is not a "
+                                f"restorer of this preset's methods list; expected some of {', '.join(trained)}")
+            names += [m for m in methods.methods_of(r) if m in methods.names(self.cfg["restorers"])]
+        return methods.order(names)
+
+    def defence_params(self, setting: str) -> dict:
+        """What one setting's network reads of params ``defences`` (its rule's rerun trigger)."""
+        from .defences.defences import setting_params
+
+        return setting_params(self.cfg["defences"], setting)
+
+    def defence_module(self, setting: str) -> str:
+        from .defences.defences import module_of
+
+        return module_of(setting)
+
+    def defence_outputs(self) -> list[str]:
+        return [f"{self.out}/defences/defences.{ext}" for ext in ("csv", "md", "png")]
+
     def cross_run_batches(self) -> list[str]:
         return [f"{self.cross_dir()}/runs/batch-{b}.h5" for b in range(self.eval_batches)]
 

@@ -89,9 +89,8 @@ def code(command, restorer=None, part=None):
     registries name by a string): the rule reruns when that code changes, and for no other.
     """
     extra = [methods.kind_module(restorer)] if restorer else []
-    return command_hash(
-        *command.split(), tuple(extra + ([part] if part else [])) or None
-    )
+    parts = list(part) if isinstance(part, (list, tuple)) else [part] if part else []
+    return command_hash(*command.split(), tuple(extra + parts) or None)
 
 
 ATTACK_MODULE = attacks.module_of(CFG["attack"])

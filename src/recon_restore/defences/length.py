@@ -1,0 +1,27 @@
+"""Training length: the evaluation network stopped after a fraction of its epochs
+(``evaluate.train.epochs``). Haim et al.'s attack rests on the network having converged in
+direction to a KKT point of the max-margin problem (paper section 1.2); a network stopped early
+is further from one."""
+
+from __future__ import annotations
+
+from ..errors import UserError
+from .defences import Defence
+
+
+class Length(Defence):
+    name = "length"
+
+    def values(self, cfg):
+        vals = [float(v) for v in cfg["length"]]
+        if any(v <= 0 for v in vals):
+            raise UserError(f"params: key 'defences.length': {vals}; expected positive fractions of evaluate.train.epochs")
+        return vals
+
+    def train(self, attack, w, ts, train, value, cfg, seed, progress=False):
+        epochs = max(1, round(value * train["epochs"]))
+        res = attack.train(w, ts.x, ts.y, train["optimizer"], train["lr"], epochs, progress, f"train {epochs} epochs")
+        return res, {"epochs": epochs}
+
+
+DEFENCE = Length
