@@ -167,3 +167,51 @@ def test_cross_attack_study_runs_as_workflow_rules(demo_run, tmp_path):
         assert r["cross_good"] == cross["good"] and abs(r["cross_null"] - cross["null_mean"]) < 0.01
     assert {"plain", "bfdncnn", "edm_averaged"} <= set(rows.index)
     print((work / target.replace(".csv", ".md")).read_text())
+
+
+@pytest.mark.slow
+def test_defences_study_runs_as_workflow_rules(demo_run, tmp_path):
+    """`snakemake defences_all` on a copy of the finished demo, with one weight decay and one
+    DP-SGD setting and BF-DnCNN: per setting a network on the demo's training images, its runs,
+    restorations and matches against the demo's null galleries; the table's undefended row is
+    the demo's own counts, every other row its setting's match files; nothing of the demo reruns."""
+    import shutil
+
+    import torch
+    import yaml
+
+    from recon_restore.evaluate.match_file import read_match
+
+    work = tmp_path / "repo"
+    shutil.copytree(demo_run, work, symlinks=True, ignore=shutil.ignore_patterns(".snakemake"))
+    doc = yaml.safe_load((work / "params.yaml").read_text())
+    doc["presets"]["demo"]["defences"] = {"weight_decay": [1.0e-3], "length": [], "dp_sgd": {"epsilon": [8.0], "batch": 40, "epochs": 20},
+                                          "restorers": ["bfdncnn"]}
+    (work / "params.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    sm = [str(BIN / "snakemake"), "--cores", "2", "--workflow-profile", "none"]
+    p = subprocess.run([*sm, "defences_all"], cwd=work, env=ENV, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-4000:]
+    stats = p.stderr.split("Job stats:")[1].split("\n\n")[0].splitlines()
+    jobs = {w[0]: int(w[1]) for w in map(str.split, stats) if len(w) == 2 and w[1].isdigit() and w[0] != "total"}
+    assert set(jobs) == {"defences_target", "defences_runs", "defences_collect", "defences_restore", "defences_match",
+                         "defences_table", "defences_all"}, jobs  # the demo's jobs stay done
+    assert jobs["defences_target"] == 2 and jobs["defences_restore"] == 2 and jobs["defences_match"] == 4
+    out = work / "results/demo/defences"
+    rows = pd.read_csv(out / "defences.csv")
+    assert list(rows.setting.unique()) == ["none", "weight_decay-0.001", "dp_sgd-8"]
+    assert set(rows.method) == {"plain", "bfdncnn"}
+    for r in rows.itertuples():
+        folder = work / "results/demo/evaluate/match" if r.setting == "none" else out / r.setting / "match"
+        c = read_match(folder / f"{r.method}.h5").counts(0.4, n_boot=0)
+        assert r.good == c["good"] and abs(r.null - c["null_mean"]) < 0.01
+        assert 0 <= r.test_accuracy <= 1 and r.test_images > 0
+    base = torch.load(work / "results/demo/attack/target.pt", weights_only=True)
+    for s in ("weight_decay-0.001", "dp_sgd-8"):
+        t = torch.load(out / s / "target.pt", weights_only=True)
+        assert torch.equal(t["ids"], base["ids"])  # the same training images, so the same null galleries
+    dp = rows[rows.setting == "dp_sgd-8"].iloc[0]
+    assert abs(dp.epsilon - 8) < 0.4 and dp.delta == 1e-5
+    assert (out / "defences.png").read_bytes()[:4] == b"\x89PNG"
+    print((out / "defences.md").read_text())
+    p = subprocess.run([*sm, "defences_all", "-n"], cwd=work, env=ENV, capture_output=True, text=True)
+    assert p.returncode == 0 and "Nothing to be done" in p.stdout + p.stderr
