@@ -14,6 +14,7 @@ DEFENCES = {
     "weight_decay": "weight_decay",  # lambda / 2 ||theta||^2 in the training loss (Buzaglo et al. 2023)
     "length": "length",  # training stopped at a fraction of evaluate.train.epochs
     "dp_sgd": "dp_sgd",  # DP-SGD (Abadi et al. 2016) through Opacus at a privacy budget epsilon
+    "minibatch": "minibatch",  # DP-SGD's non-private control: its optimizer and batches, no clipping or noise
 }
 
 
@@ -37,13 +38,14 @@ def get(name: str) -> Defence:
         hint = difflib.get_close_matches(str(name), list(DEFENCES), n=1)
         raise UserError(f"unknown defence {name!r}" + (f" (did you mean '{hint[0]}'?)" if hint else "")
                         + f"; expected one of {', '.join(DEFENCES)}")
-    return importlib.import_module(f".{DEFENCES[name]}", __package__).DEFENCE()
+    module, _, obj = DEFENCES[name].partition(":")
+    return getattr(importlib.import_module(f".{module}", __package__), obj or "DEFENCE")()
 
 
 def module_of(label: str) -> str:
     """The module implementing a setting's defence (its rules' code hash)."""
     name, _ = parse(label)
-    return f"{__package__}.{DEFENCES[name]}"
+    return f"{__package__}.{DEFENCES[name].partition(':')[0]}"
 
 
 def label(name: str, value: float) -> str:

@@ -123,3 +123,4 @@ class DPSGD(Defence):
 
 
 DEFENCE = DPSGD
+
