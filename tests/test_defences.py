@@ -269,3 +269,20 @@ def test_the_defences_rules_plan_every_setting_and_method(tmp_path):
     R = len([r for r in methods.restorers(plan.cfg["restorers"]) if set(methods.methods_of(r)) & set(M)])
     assert jobs["defences_target"] == S and jobs["defences_runs"] == S * plan.eval_batches and jobs["defences_collect"] == S
     assert jobs["defences_restore"] == S * R and jobs["defences_match"] == S * len(M) and jobs["defences_table"] == 1
+
+
+def test_the_non_private_control_trains_like_dp_sgd_without_clipping_or_noise():
+    """``minibatch``: DP-SGD's optimizer, lr and batch size with neither clipping nor noise; it learns
+    the toy rule that DP-SGD at epsilon 1 cannot, and the same seed gives the same network."""
+    cfg = {"minibatch": [30], "dp_sgd": {"epsilon": [], "delta": 1e-5, "batch": 10, "optimizer": "adam", "lr": 0.01}}
+    assert defences.settings(cfg) == ["minibatch-30"] and defences.module_of("minibatch-30") == "recon_restore.defences.minibatch"
+    with pytest.raises(UserError, match="defences.minibatch"):
+        defences.settings(dict(cfg, minibatch=[2.5]))
+    ts, net = _toy_set(), {"hidden": [16, 16], "bias": False, "init_std": 0.1}
+    runs = []
+    for _ in range(2):
+        w = BINARY.init(1, 12, net, 1, torch.Generator().manual_seed(1), torch.float32, "cpu")
+        runs.append(defences.get("minibatch").train(BINARY, w, ts, {}, 30.0, cfg, seed=5))
+    res, extra = runs[0]
+    assert extra == {"epochs": 30, "batch": 10, "optimizer": "adam"} and float(res.accuracy[0]) >= 0.95
+    assert torch.equal(res.weights.W1, runs[1][0].weights.W1)
