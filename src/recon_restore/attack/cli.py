@@ -9,7 +9,6 @@ import shutil
 import torch
 
 from ..cli_args import common, int_at_least
-from ..data.store import read_image_set
 from ..errors import UserError
 from ..fingerprint import fingerprint
 from ..io import check_writable, file_sha256, provenance, run_resumable
@@ -19,7 +18,7 @@ from ..seeding import torch_generator
 from ..status import RunStatus
 from ..precision import dtype_of, matmul_mode
 from . import attacks
-from .evaluation import initial_weights, training_set
+from .evaluation import train_network
 from .reconstruct import Hparams, ReconConfig, reconstruct
 from .runs_file import write_runs
 from .target_file import load_target, save_target
@@ -44,19 +43,7 @@ def register(sub) -> None:
 
 def target_cmd(args) -> None:
     prm = setup(args)
-    dev = get_device(args, prm)
-    ev, net = prm.section("evaluate"), prm.section("attack", "target")
-    attack = attacks.get(prm.section("attack"))
-    tr = ev["train"]
-    dt = dtype_of(tr["precision"])
-    ts = training_set(read_image_set(args.heldout, prm.spec), attack, ev, prm.seed, dt, dev)
-    w = initial_weights(attack, ts, net, prm.seed, dt, dev)
-    with matmul_mode(tr["precision"]):
-        res = attack.train(w, ts.x, ts.y, tr["optimizer"], tr["lr"], tr["epochs"], args.progress, "train evaluation target")
-    if bool(res.failed[0]):
-        raise UserError("evaluation target training diverged (NaN/inf); lower evaluate.train.lr")
-    stats = {"loss": float(res.loss[0]), "min_margin": float(res.min_margin[0]), "accuracy": float(res.accuracy[0]),
-             "images": len(ts.index)}
+    attack, ts, res, stats = train_network(prm, args.heldout, get_device(args, prm), progress=args.progress)
     log.info("evaluation target: %s", stats)
     save_target(args.out, res.weights, ts.images, ts.labels, ts.ids, ts.mean, stats,
                 provenance(prm.cfg, prm.seed, preset=prm.preset, attack=attack.name), args.overwrite)

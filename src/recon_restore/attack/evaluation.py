@@ -62,3 +62,30 @@ def training_set(held, attack, ev: dict, seed: int, dtype, device) -> TrainingSe
 def initial_weights(attack, ts: TrainingSet, net: dict, seed: int, dtype, device):
     """The evaluation network's initial weights (one run; the seed's "eval-target" draw)."""
     return attack.init(1, ts.x.shape[-1], net, attack.outputs(ts.labels), torch_generator(seed, "eval-target"), dtype, device)
+
+
+def train_network(prm, heldout, device, train=None, label: str = "evaluation target", progress: bool = False):
+    """Train the evaluation network of params ``prm`` on the held-out image set file ``heldout``:
+    (attack, training set, ``TrainResult``, statistics). ``train(attack, w, ts, evaluate.train,
+    progress)`` returns (result, extra statistics); by default the attack's own full-batch training
+    (section 5.1). A diverged network is one clear error."""
+    from ..data.store import read_image_set
+    from ..precision import dtype_of, matmul_mode
+    from . import attacks
+
+    ev, net = prm.section("evaluate"), prm.section("attack", "target")
+    attack = attacks.get(prm.section("attack"))
+    tr = ev["train"]
+    dt = dtype_of(tr["precision"])
+    ts = training_set(read_image_set(heldout, prm.spec), attack, ev, prm.seed, dt, device)
+    w = initial_weights(attack, ts, net, prm.seed, dt, device)
+    if train is None:
+        def train(attack, w, ts, tr, progress):
+            return attack.train(w, ts.x, ts.y, tr["optimizer"], tr["lr"], tr["epochs"], progress, f"train {label}"), {}
+    with matmul_mode(tr["precision"]):
+        res, extra = train(attack, w, ts, tr, progress)
+    if bool(res.failed[0]):
+        raise UserError(f"{label}: training diverged (NaN/inf); lower evaluate.train.lr")
+    stats = {"loss": float(res.loss[0]), "min_margin": float(res.min_margin[0]), "accuracy": float(res.accuracy[0]),
+             "images": len(ts.index), **extra}
+    return attack, ts, res, stats

@@ -57,11 +57,8 @@ def settings_cmd(args) -> None:
 
 
 def target_cmd(args) -> None:
-    from ..attack import attacks
-    from ..attack.evaluation import initial_weights, training_set
+    from ..attack.evaluation import train_network
     from ..attack.target_file import save_target
-    from ..data.store import read_image_set
-    from ..precision import dtype_of, matmul_mode
     from .defences import get, parse, settings
 
     prm = setup(args)
@@ -70,19 +67,11 @@ def target_cmd(args) -> None:
     if args.setting not in settings(cfg):
         raise UserError(f"--setting {args.setting}: not a setting of params defences ({', '.join(settings(cfg))})")
     check_writable(args.out, args.overwrite)
-    dev = get_device(args, prm)
-    ev, net = prm.section("evaluate"), prm.section("attack", "target")
-    attack = attacks.get(prm.section("attack"))
-    tr = ev["train"]
-    dt = dtype_of(tr["precision"])
-    ts = training_set(read_image_set(args.heldout, prm.spec), attack, ev, prm.seed, dt, dev)
-    w = initial_weights(attack, ts, net, prm.seed, dt, dev)
-    with matmul_mode(tr["precision"]):
-        res, extra = get(name).train(attack, w, ts, tr, value, cfg, prm.seed, args.progress)
-    if bool(res.failed[0]):
-        raise UserError(f"{args.setting}: evaluation target training diverged (NaN/inf)")
-    stats = {"loss": float(res.loss[0]), "min_margin": float(res.min_margin[0]), "accuracy": float(res.accuracy[0]),
-             "images": len(ts.index), "defence": name, "value": value, **extra}
+    defence = get(name)
+    attack, ts, res, stats = train_network(
+        prm, args.heldout, get_device(args, prm), label=args.setting, progress=args.progress,
+        train=lambda attack, w, ts, tr, progress: defence.train(attack, w, ts, tr, value, cfg, prm.seed, progress))
+    stats = {**stats, "defence": name, "value": value}
     log.info("%s: %s", args.setting, stats)
     save_target(args.out, res.weights, ts.images, ts.labels, ts.ids, ts.mean, stats,
                 provenance(prm.cfg, prm.seed, preset=prm.preset, attack=attack.name, defence=args.setting), args.overwrite)

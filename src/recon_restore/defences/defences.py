@@ -33,6 +33,14 @@ class Defence:
         raise NotImplementedError
 
 
+def positive(cfg: dict, key: str, what: str) -> list[float]:
+    """The grid ``defences.<key>`` as floats; one clear error unless every value is positive."""
+    vals = [float(v) for v in cfg[key]]
+    if any(v <= 0 for v in vals):
+        raise UserError(f"params: key 'defences.{key}': {vals}; expected {what}")
+    return vals
+
+
 def get(name: str) -> Defence:
     if name not in DEFENCES:
         hint = difflib.get_close_matches(str(name), list(DEFENCES), n=1)

@@ -5,18 +5,14 @@ is further from one."""
 
 from __future__ import annotations
 
-from ..errors import UserError
-from .defences import Defence
+from .defences import Defence, positive
 
 
 class Length(Defence):
     name = "length"
 
     def values(self, cfg):
-        vals = [float(v) for v in cfg["length"]]
-        if any(v <= 0 for v in vals):
-            raise UserError(f"params: key 'defences.length': {vals}; expected positive fractions of evaluate.train.epochs")
-        return vals
+        return positive(cfg, "length", "positive fractions of evaluate.train.epochs")
 
     def train(self, attack, w, ts, train, value, cfg, seed, progress=False):
         epochs = max(1, round(value * train["epochs"]))

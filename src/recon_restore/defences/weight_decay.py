@@ -6,18 +6,14 @@ unchanged."""
 
 from __future__ import annotations
 
-from ..errors import UserError
-from .defences import Defence
+from .defences import Defence, positive
 
 
 class WeightDecay(Defence):
     name = "weight_decay"
 
     def values(self, cfg):
-        vals = [float(v) for v in cfg["weight_decay"]]
-        if any(v <= 0 for v in vals):
-            raise UserError(f"params: key 'defences.weight_decay': {vals}; expected positive coefficients")
-        return vals
+        return positive(cfg, "weight_decay", "positive coefficients")
 
     def train(self, attack, w, ts, train, value, cfg, seed, progress=False):
         res = attack.train(w, ts.x, ts.y, train["optimizer"], train["lr"], train["epochs"], progress,
