@@ -186,6 +186,7 @@ def test_defences_study_runs_as_workflow_rules(demo_run, tmp_path):
     shutil.copytree(demo_run, work, symlinks=True, ignore=shutil.ignore_patterns(".snakemake"))
     doc = yaml.safe_load((work / "params.yaml").read_text())
     doc["presets"]["demo"]["defences"] = {"weight_decay": [1.0e-3], "length": [0.5], "dp_sgd": {"epsilon": [], "batch": 40, "epochs": 20},
+                                          "minibatch": [],  # a preset merges with its base key by key
                                           "restorers": ["bfdncnn"]}
     (work / "params.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     sm = [str(BIN / "snakemake"), "--cores", "2", "--workflow-profile", "none"]
