@@ -266,6 +266,76 @@ def test_classical_denoisers_are_not_sharded(pipeline, tmp_path, tiny_doc, capsy
     assert "expected 0..2" in capsys.readouterr().err
 
 
+def test_runs_that_all_abort_count_zero_through_every_method(pipeline, tmp_path, tiny_doc):
+    """A network on which every evaluation run aborts (a defence that works, or one shard's runs
+    at paper scale) leaks nothing to the attack: collect writes a plain file without
+    reconstructions, every restorer (classical, trained, diffusion, plug-and-play; one job or a
+    shard) writes its empty datasets, every method's match file counts zero good images against
+    the null galleries' zero, and the defences table reads that setting as zero leakage."""
+    from recon_restore.evaluate.match_file import read_match
+    from recon_restore.status import RunStatus
+
+    o = pipeline
+    tiny_doc["presets"]["demo"]["evaluate"]["restore_shard_runs"] = {"edm": 1}
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(tiny_doc, sort_keys=False))
+    P = ["--params", params]
+    runs = []
+    for b in (0, 1):  # the pipeline's runs, every one marked aborted at the abort iteration
+        runs.append(tmp_path / f"runs-{b}.h5")
+        runs[-1].write_bytes((o / f"runs-{b}.h5").read_bytes())
+        with h5py.File(runs[-1], "r+") as f:
+            f["status"][...] = RunStatus.ABORTED
+    plain = tmp_path / "plain.h5"
+    assert run("evaluate", "collect", *P, "--target", o / "target.pt", "--runs", *runs, "--out", plain) == 0
+    with h5py.File(plain) as f:
+        assert f["images"].shape == (0, 3, 32, 32) and len(f["run"]) == 0
+        assert (f.attrs["runs_total"], f.attrs["runs_ok"], f.attrs["runs_aborted"]) == (3, 0, 3)
+    sections = tiny_doc["presets"]["demo"]["restorers"]
+    files = {}
+    for r in methods.restorers(sections):
+        ck = methods.checkpoint_of(r)
+        extra = ["--checkpoint", o / f"{ck}.pt"] if ck else []
+        assert run("evaluate", "restore", *P, "--restorer", r, "--plain", plain, *extra, "--out", tmp_path / f"r-{r}.h5") == 0
+        with h5py.File(tmp_path / f"r-{r}.h5") as f:
+            if "skipped" not in f.attrs:
+                assert all(f[m].shape == (0, 3, 32, 32) for m in methods.methods_of(r)), r
+                files.update({m: tmp_path / f"r-{r}.h5" for m in methods.methods_of(r)})
+    parts = [tmp_path / f"edm-{j}.h5" for j in range(3)]  # the diffusion restorer's shards, all empty, merged
+    for j, part in enumerate(parts):
+        assert run("evaluate", "restore", *P, "--restorer", "edm", "--plain", plain, "--checkpoint", o / "edm.pt", "--shard", j,
+                   "--out", part) == 0
+    assert run("evaluate", "merge", *P, "--plain", plain, "--parts", *parts, "--out", tmp_path / "edm-merged.h5") == 0
+    with h5py.File(tmp_path / "edm-merged.h5") as f:
+        assert all(f[m].shape == (0, 3, 32, 32) for m in methods.methods_of("edm"))
+    (tmp_path / "match").mkdir()
+    names = methods.names(sections)
+    for m in names:
+        r = methods.restorer_of(m)
+        extra = [] if r is None else ["--restored", tmp_path / f"r-{r}.h5"]
+        assert run("evaluate", "match", *P, "--method", m, "--target", o / "target.pt", "--plain", plain, "--galleries",
+                   o / "galleries.h5", *extra, "--out", tmp_path / "match" / f"{m}.h5") == 0
+        if m in files or m == "plain":
+            c = read_match(tmp_path / "match" / f"{m}.h5").counts(0.4, n_boot=20)
+            assert (c["good"], c["good_lo"], c["good_hi"], c["null_mean"], c["tpr_1"], c["auroc"]) == (0, 0, 0, 0, 0, 0.5), m
+    # the report: every method zero beside its zero null, the run counts saying why
+    assert run("report", "build", *P, "--target", o / "target.pt", "--plain", plain, "--restored", *sorted(set(files.values())),
+               "--matches", *[tmp_path / "match" / f"{m}.h5" for m in names], "--coverage", o / "coverage.json", o / "coverage.csv",
+               "--out-dir", tmp_path / "report") == 0
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert metrics["runs"]["runs_ok"] == 0 and metrics["runs"]["runs_aborted"] == 3
+    assert set(metrics["methods"]) == {"plain", *files} and all(v["good"] == 0 == v["null_mean"] for v in metrics["methods"].values())
+    # the defences table: the undefended network's own matches, and the same network as a setting whose runs all aborted
+    out = tmp_path / "table"
+    assert run("defences", "table", *P, "--heldout", o / "held.h5", "--target", f"none={o / 'target.pt'}",
+               f"dp_sgd-8={o / 'target.pt'}", "--matches", f"none={o / 'match'}", f"dp_sgd-8={tmp_path / 'match'}",
+               "--methods", *names, "--out-csv", out / "d.csv", "--out-md", out / "d.md", "--out-fig", out / "d.png") == 0
+    rows = pd.read_csv(out / "d.csv").set_index(["setting", "method"])
+    assert (rows.loc["dp_sgd-8"].good == 0).all() and (rows.loc["dp_sgd-8"].runs == 0).all()
+    assert (rows.loc["none"].runs == 3).all() and rows.loc[("none", "plain"), "good"] == read_match(o / "match" / "plain.h5").counts(0.4, 0)["good"]
+    assert "| dp_sgd | epsilon 8 (accounted nan), delta nan | " in (out / "d.md").read_text()
+
+
 def test_user_restore_command(pipeline, tmp_path, capsys):
     o = pipeline
     imgs = np.random.default_rng(0).random((4, 3, 32, 32)).astype(np.float32)

@@ -193,7 +193,7 @@ def test_the_table_reads_every_setting_and_names_the_best_restorer(tmp_path, tin
     assert rows.set_index(["setting", "method"]).loc[("none", "plain"), "good"] > rows.set_index(["setting", "method"]).loc[
         ("dp_sgd-8", "plain"), "good"]
     md = (out / "d.md").read_text()
-    best = {ln.split("|")[1].strip(): ln.split("|")[7].strip() for ln in md.split("Every method")[0].splitlines()
+    best = {ln.split("|")[1].strip(): ln.split("|")[8].strip() for ln in md.split("Every method")[0].splitlines()
             if ln.startswith("| ") and "good" not in ln}
     excess = rows[rows.method != "plain"].sort_values("excess").groupby("setting").tail(1).set_index("setting").label
     for s in ("none", "weight_decay", "dp_sgd"):

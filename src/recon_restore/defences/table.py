@@ -45,6 +45,7 @@ class Row:
     test_images: int
     epsilon: float = float("nan")
     delta: float = float("nan")
+    runs: int = 0  # successful attack runs (0: every run aborted or failed, so nothing leaked to this attack)
     extra: dict = field(default_factory=dict, repr=False)
 
 
@@ -107,7 +108,7 @@ def collect(targets: dict[str, str], matches: dict[str, str], method_names: list
                             round(float(c["null_mean"]), 2), round(float(c["excess"]), 2), round(c["auroc"], 3),
                             round(c["tpr_1"], 3), round(c["tpr_1_lo"], 3), round(c["tpr_1_hi"], 3), round(c["tpr_5"], 3),
                             int(d.images), round(float(stats.get("accuracy", float("nan"))), 4), round(acc, 4), n_test,
-                            float(stats.get("epsilon", float("nan"))), float(stats.get("delta", float("nan"))), stats))
+                            float(stats.get("epsilon", float("nan"))), float(stats.get("delta", float("nan"))), len(d.runs), stats))
     return rows
 
 
@@ -123,6 +124,7 @@ def summary(rows: list[Row]) -> list[dict]:
         best = max(others, key=lambda r: r.excess, default=None)
         out.append({"setting": s, "defence": plain.defence, "value": plain.value, "epsilon": plain.epsilon, "delta": plain.delta,
                     "train_accuracy": plain.train_accuracy, "test_accuracy": plain.test_accuracy, "images": plain.images,
+                    "runs": plain.runs,
                     "plain_good": plain.good, "plain_null": plain.null, "plain_tpr_1": plain.tpr_1,
                     "plain_tpr_1_lo": plain.tpr_1_lo, "plain_tpr_1_hi": plain.tpr_1_hi,
                     "best": best.method if best else "", "best_label": best.label if best else "",
@@ -142,14 +144,14 @@ def setting_text(r: dict) -> str:
 
 
 def markdown(rows: list[Row], note: str = "") -> str:
-    """The summary (defence, setting, accuracy, plain good / null, best restorer good / null,
-    TPR at 1% FPR), then every method's counts per setting."""
+    """The summary (defence, setting, accuracy, successful attack runs, plain good / null, best
+    restorer good / null, TPR at 1% FPR), then every method's counts per setting."""
     summ = summary(rows)
     lines = ([note, ""] if note else []) + [
-        "| Defence | Setting | Test accuracy | Train accuracy | Plain good / null | Plain TPR at 1% FPR | Best restorer | "
-        "Best good / null | Best TPR at 1% FPR |", "|---|---|---:|---:|---:|---:|---|---:|---:|"]
+        "| Defence | Setting | Test accuracy | Train accuracy | Successful runs | Plain good / null | Plain TPR at 1% FPR | "
+        "Best restorer | Best good / null | Best TPR at 1% FPR |", "|---|---|---:|---:|---:|---:|---:|---|---:|---:|"]
     for r in summ:
-        lines.append(f"| {r['defence']} | {setting_text(r)} | {r['test_accuracy']:.3f} | {r['train_accuracy']:.2f} | "
+        lines.append(f"| {r['defence']} | {setting_text(r)} | {r['test_accuracy']:.3f} | {r['train_accuracy']:.2f} | {r['runs']} | "
                      f"{r['plain_good']} / {r['plain_null']:.1f} of {r['images']} | {r['plain_tpr_1']:.2f} "
                      f"({r['plain_tpr_1_lo']:.2f}-{r['plain_tpr_1_hi']:.2f}) | {r['best_label'] or '-'} | "
                      + (f"{r['best_good']} / {r['best_null']:.1f} | {r['best_tpr_1']:.2f} |" if r["best"] else "- | - |"))

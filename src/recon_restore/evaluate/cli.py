@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..attack.target_file import load_target
-from ..cli_args import common, int_at_least, labelled_paths
+from ..cli_args import common, labelled_paths
 from ..errors import UserError
 from ..io import atomic_path, check_writable, open_h5, provenance, set_attrs
 from ..methods import NAMES, RESTORERS, missing, restorer_of
@@ -114,6 +114,8 @@ def collect_cmd(args) -> None:
     c = run_counts(table)
     log.info("plain reconstructions: %d from %d successful runs (%d aborted, %d failed)", len(arrays["images"]),
              c["runs_ok"], c["runs_aborted"], c["runs_failed"])
+    if not c["runs_ok"]:
+        log.warning("no successful run: every run aborted or failed; every method will count zero good images")
 
 
 def restore_cmd(args) -> None:
@@ -133,6 +135,9 @@ def restore_cmd(args) -> None:
     if skipped:  # an optional method: an empty file that says why, carried through to the report
         extra["skipped"] = skipped
         log.warning("%s: skipped, %s", args.restorer, skipped)
+    elif not len(rows):  # every run (of this shard) aborted: nothing to restore, nor to calibrate on
+        outs.update({m: plain.float() for m in restorer.methods})
+        log.warning("%s: no plain reconstructions to restore (every run aborted or failed)", args.restorer)
     else:
         restorer.load(dev, args.checkpoint)
         r = restorer.restore(plain, rows, prm.seed, ev["restore_batch"], args.progress)

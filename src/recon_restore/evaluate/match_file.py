@@ -63,7 +63,7 @@ class MatchData:
 
     def best_ssim(self) -> np.ndarray:
         """Best-match SSIM per image under this file's rule (``none``: maximum over all)."""
-        return self.run_max.max(0) if self.assignment == "none" else self.best("ssim")[0]
+        return self.run_max.max(0, initial=-np.inf) if self.assignment == "none" else self.best("ssim")[0]
 
     def run_best(self, metric: str = "ssim") -> np.ndarray:
         """(R, M) per run best among assigned reconstructions (``none`` rule: over all, SSIM only)."""

@@ -9,6 +9,10 @@ File ``evaluate/plain.h5``::
     y          (N,)                         its candidate label
     runs/<column>                           one row per run (hyperparameters, status, abort score)
     attrs: runs_total, runs_ok, runs_aborted, runs_failed, abort_criterion, provenance
+
+When every run aborted or failed the file holds no reconstructions (N = 0) and its run
+table says why: the attack found nothing, so every method counts zero good images (a
+defence that leaves no successful run, docs/results.md), not an error.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from ..status import RunStatus
 
 
 def collect(run_files: list[str], mean: torch.Tensor) -> tuple[dict[str, np.ndarray], pd.DataFrame, str]:
-    """Postprocessed snapshots of every successful run; the per-run table; the abort criteria."""
+    """Postprocessed snapshots of every successful run (none when every run aborted or failed);
+    the per-run table; the abort criteria."""
     imgs, run, snap, cand, yy = [], [], [], [], []
     table, criteria = [], set()
     for path in run_files:
@@ -47,8 +52,10 @@ def collect(run_files: list[str], mean: torch.Tensor) -> tuple[dict[str, np.ndar
                 snap += [int(it)] * n
                 cand += torch.nonzero(ok).flatten().tolist()
                 yy.append(r.y[ok.numpy()])
-    if not imgs:
-        raise UserError(f"no successful reconstruction runs in {run_files}; all runs aborted or failed")
+    if not table:
+        raise UserError(f"no reconstruction runs in {run_files}")
+    if not imgs:  # every run aborted or failed
+        imgs, yy = [torch.zeros(0, *mean.shape)], [r.y[:0]]
     arrays = {"images": torch.cat(imgs).numpy(), "run": np.asarray(run, dtype=np.int64), "snapshot": np.asarray(snap, dtype=np.int64),
               "candidate": np.asarray(cand, dtype=np.int64), "y": np.concatenate(yy)}
     return arrays, pd.DataFrame(table), ",".join(sorted(criteria))

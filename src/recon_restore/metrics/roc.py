@@ -46,7 +46,8 @@ def leakage_roc(real: np.ndarray, null: np.ndarray, runs: np.ndarray | None = No
     sel = slice(None) if runs is None else runs
     floor = -2.0  # below any SSIM: an image with nothing assigned
     pos = np.maximum(real[sel].max(0), floor) if real.shape[0] else np.full(real.shape[1], floor)
-    neg = np.concatenate([np.maximum(g[sel].max(0), floor) for g in null]) if len(null) else np.zeros(0)
+    neg = np.concatenate([np.maximum(g[sel].max(0), floor) if g.shape[0] else np.full(g.shape[1], floor)
+                          for g in null]) if len(null) else np.zeros(0)
     out = {"auroc": auroc(np.concatenate([pos, neg]), np.r_[np.ones(len(pos), bool), np.zeros(len(neg), bool)])}
     for f in fprs:
         tpr, t = tpr_at_fpr(pos, neg, f)
@@ -62,10 +63,13 @@ def leakage_roc_interval(real: np.ndarray, null: np.ndarray, n_boot: int, seed: 
     AUROC and each TPR. As for the good count (``evaluate.match.bootstrap_interval``): a resample
     holds about 63% of the distinct runs and best-over-runs scores only grow with runs, so the
     interval is the bootstrap's central range re-centred on the observed value (shifted by
-    observed minus bootstrap median), clipped to [0, 1]."""
+    observed minus bootstrap median), clipped to [0, 1]. Without runs (every run aborted) every
+    score is the floor and every resample the same: the interval is the point."""
     out = leakage_roc(real, null, None, fprs)
     keys = ["auroc"] + [f"tpr_{round(f * 100):g}" for f in fprs]
-    if not n_boot or real.shape[0] == 0:
+    if real.shape[0] == 0:
+        return dict(out, **{f"{k}_{s}": out[k] for k in keys for s in ("lo", "hi")})
+    if not n_boot:
         return dict(out, **{f"{k}_{s}": float("nan") for k in keys for s in ("lo", "hi")})
     rng = np.random.default_rng(seed)
     r = real.shape[0]

@@ -157,7 +157,7 @@ def build(inp: ReportInputs, cfg: dict, seed: int, preset: str, out: Path, overw
 
 
 def _null_best(d: MatchData, g: int) -> np.ndarray:
-    return d.null_run_best(g).max(0)
+    return d.null_run_best(g).max(0, initial=-np.inf)  # -inf: no run, nothing assigned
 
 
 def _halves(matches: dict[str, MatchData], methods: list[str], seed: int) -> dict:
