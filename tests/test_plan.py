@@ -51,10 +51,11 @@ def test_wall_hours_is_flops_over_throughput():
     assert PEAK_TFLOPS["h100"]["bf16"] > PEAK_TFLOPS["h100"]["tf32"] > PEAK_TFLOPS["h100"]["fp32"]
 
 
-def _dry_run_counts(preset: str, configfile=None) -> dict[str, int]:
+def _dry_run_counts(preset: str, configfile=None, targets=()) -> dict[str, int]:
     args = ["-n", "--forceall", "--cores", "2", "--workflow-profile", "none", "--quiet", "rules", "--config", f"preset={preset}"]
     if configfile:
         args += ["--configfile", str(configfile)]
+    args += ["--", *targets] if targets else []
     out = sm(*args).stdout
     counts = {}
     for line in out.splitlines():
@@ -116,3 +117,35 @@ def test_the_plan_runs_with_every_optional_study_on(tmp_path, capsys, params_doc
     assert main(["plan", "--params", str(tmp_path / "params.yaml"), "--preset", "demo", "--json", str(tmp_path / "plan.json")]) == 0
     rules = {j["rule"] for j in json.loads((tmp_path / "plan.json").read_text())["jobs"]}
     assert {"dataset_cost", "robustness_run", "robustness_report", "restorers_adapt", "adapt_runs", "adapt_collect"} <= rules
+
+
+def test_with_every_study_and_the_defences_the_plans_jobs_are_the_jobs_snakemake_plans(tmp_path, params_doc):
+    """The demo with every study on (cost, robustness, adaptation, learning curves, cross attack,
+    wrong release) and the defences, its diffusion restorer in shards of one run: the plan
+    counts, rule by rule, the jobs a dry run of `all defences_all` plans; every evaluation's
+    diffusion restoration is sharded (main, cross attack, wrong release, each defence)."""
+    doc = copy.deepcopy(params_doc)
+    p = doc["presets"]["demo"]
+    p["dataset"]["cost_study"]["enabled"] = True
+    p["robustness"]["enabled"] = True
+    p["restorers"]["adapt"]["enabled"] = True
+    p["evaluate"]["curve"]["enabled"] = True
+    p["evaluate"]["cross_attack"]["enabled"] = True
+    p["evaluate"]["wrong_release"]["enabled"] = True
+    p["evaluate"]["restore_shard_runs"] = {"edm": 1}
+    p["defences"]["restorers"] = ["bfdncnn", "edm", "tv"]
+    cfgfile = tmp_path / "params.yaml"
+    cfgfile.write_text(yaml.safe_dump(doc, sort_keys=False))
+    cfg = load_params(cfgfile, "demo").cfg
+    planned: dict[str, int] = {}
+    for j in jobs(cfg, defences=True):
+        planned[j.rule] = planned.get(j.rule, 0) + j.count
+    counts = _dry_run_counts("demo", cfgfile, ["all", "defences_all"])
+    for r in ("all", "total", "defences_all", "restorers_all", "evaluate_all", "robustness_all", "dataset_cost_all"):
+        counts.pop(r, None)
+    assert planned == counts
+    settings = len(p["defences"]["weight_decay"]) + len(p["defences"]["length"]) + len(p["defences"]["dp_sgd"]["epsilon"])
+    evaluations = 3 + settings  # main, cross attack, wrong release, each defence
+    assert counts["evaluate_restore_shard"] == evaluations * p["evaluate"]["runs"] and counts["evaluate_merge"] == evaluations
+    assert "evaluate_cross_restore" in counts and "defences_restore" in counts  # the other restorers stay one job each
+

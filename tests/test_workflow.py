@@ -14,7 +14,9 @@ from conftest import REPO
 BIN = Path(sys.executable).parent
 ENV = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
 GPU_RULES = {"attack_target", "attack_runs", "dataset_shard", "restorers_train", "evaluate_restore", "evaluate_restore_shard",
-             "adapt_target", "adapt_runs", "restorers_adapt", "robustness_run", "dataset_cost"}
+             "adapt_target", "adapt_runs", "restorers_adapt", "robustness_run", "dataset_cost", "evaluate_cross_target",
+             "evaluate_cross_runs", "evaluate_cross_restore", "evaluate_wrong_restore", "evaluate_curve_train",
+             "evaluate_curve_restore", "defences_target", "defences_runs", "defences_restore"}
 
 
 def sm(*args, cwd=REPO, check=True):
@@ -37,7 +39,7 @@ def test_slurm_profile_requests_gpus_for_gpu_rules_only():
     res = prof["set-resources"]
     assert set(res) == GPU_RULES
     for rule, r in res.items():
-        if rule == "restorers_train":  # the rule asks for train.gpus GPUs itself
+        if rule in ("restorers_train", "evaluate_curve_train"):  # the rule asks for train.gpus GPUs itself
             assert "gpu" not in r and "gres" not in r and r["slurm_partition"] == "gpu"
             continue
         assert ("gpu" in r) != ("gres" in r), rule  # one of the plugin's GPU resources, not both

@@ -150,6 +150,20 @@ def names(restorers_cfg: dict) -> list[str]:
     return [m.name for m in active(restorers_cfg)]
 
 
+def study_methods(restorers_cfg: dict, chosen: list[str] | None) -> list[str]:
+    """A study's methods: every method of the list (``chosen`` None), or plain and the methods
+    of the ``chosen`` restorers that the list holds, in report order."""
+    if chosen is None:
+        return names(restorers_cfg)
+    listed = names(restorers_cfg)
+    return order(["plain"] + [m for r in chosen for m in methods_of(r) if m in listed])
+
+
+def study_restorers(restorers_cfg: dict, study: list[str]) -> list[str]:
+    """The restorers that make a study's methods ``study``."""
+    return [r for r in restorers(restorers_cfg) if set(methods_of(r)) & set(study)]
+
+
 def restorers(restorers_cfg: dict) -> list[str]:
     return list(dict.fromkeys(m.restorer for m in active(restorers_cfg) if m.restorer))
 

@@ -54,6 +54,21 @@ class Plan:
     def shards_before_wave(self, wave: int) -> list[str]:
         return [self.shard(j["job"]) for j in self.jobs if j["wave"] < wave]
 
+    def evaluation_folders(self) -> dict[str, str]:
+        """Every evaluation whose plain reconstructions are restored, by its folder under the
+        output folder -> its plain file: the main one, the cross-attack study's, the
+        wrong-release control's (the adaptation network's reconstructions) and each defence
+        setting's. A sharded restorer (``evaluate.restore_shard_runs``) is restored in shards
+        in every one (their runs are the evaluation's ``evaluate.runs``, numbered alike)."""
+        cross = self.cross_dir().removeprefix(f"{self.out}/")
+        out = {"evaluate": f"{self.out}/evaluate/plain.h5", cross: f"{self.cross_dir()}/plain.h5",
+               "evaluate/wrong_release": f"{self.out}/adapt/plain.h5"}
+        out.update({f"defences/{s}": f"{self.out}/defences/{s}/plain.h5" for s in self.defence_settings()})
+        return out
+
+    def plain_of(self, folder: str) -> str:
+        return self.evaluation_folders()[folder]
+
     def cross_dir(self) -> str:
         """The cross-attack study's folder (``evaluate.cross_attack``)."""
         return f"{self.out}/evaluate/cross/{self.cfg['evaluate']['cross_attack']['method']}"
@@ -62,14 +77,12 @@ class Plan:
         """The wrong-release control's methods: plain and those of ``evaluate.wrong_release.restorers``."""
         from .errors import UserError
 
-        names = ["plain"]
         trained = methods.trained(self.cfg["restorers"])
         for r in self.cfg["evaluate"]["wrong_release"]["restorers"]:
             if r not in trained:
                 raise UserError(f"{self.prm.source}: key 'presets.{self.prm.preset}.evaluate.wrong_release.restorers': {r!r} is not a "
                                 f"trained restorer of this preset; expected some of {', '.join(trained)}")
-            names += methods.methods_of(r)
-        return methods.order(names)
+        return methods.study_methods(self.cfg["restorers"], self.cfg["evaluate"]["wrong_release"]["restorers"])
 
     def wrong_outputs(self) -> list[str]:
         return [f"{self.out}/evaluate/wrong_release/wrong_release.csv", f"{self.out}/evaluate/wrong_release/wrong_release.md"]
@@ -87,13 +100,12 @@ class Plan:
         chosen = self.cfg["defences"]["restorers"]
         if chosen is None:
             return methods.names(self.cfg["restorers"])
-        names, trained = ["plain"], methods.restorers(self.cfg["restorers"])
+        trained = methods.restorers(self.cfg["restorers"])
         for r in chosen:
             if r not in trained:
                 raise UserError(f"{self.prm.source}: key 'presets.{self.prm.preset}.defences.restorers': {r!r} is not a "
                                 f"restorer of this preset's methods list; expected some of {', '.join(trained)}")
-            names += [m for m in methods.methods_of(r) if m in methods.names(self.cfg["restorers"])]
-        return methods.order(names)
+        return methods.study_methods(self.cfg["restorers"], chosen)
 
     def defence_params(self, setting: str) -> dict:
         """What one setting's network reads of params ``defences`` (its rule's rerun trigger)."""

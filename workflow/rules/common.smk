@@ -107,6 +107,8 @@ WRONG_RESTORERS = [
     r for r in RESTORERS if set(methods.methods_of(r)) & set(WRONG_METHODS)
 ]
 WRONG = f"{OUT}/evaluate/wrong_release"
+# every evaluation whose plain reconstructions are restored (main and studies): folder -> plain file
+EVAL_FOLDERS = list(PLAN.evaluation_folders())
 SOURCE_MODULE = sources.module_of(CFG["data"])
 
 
@@ -156,5 +158,6 @@ def match_restored(wildcards):
 def restore_parts(wildcards):
     n = PLAN.restore_shards(wildcards.restorer)
     return [
-        f"{OUT}/evaluate/restored/{wildcards.restorer}/part-{j}.h5" for j in range(n)
+        f"{OUT}/{wildcards.folder}/restored/{wildcards.restorer}/part-{j}.h5"
+        for j in range(n)
     ]

@@ -101,7 +101,7 @@ rule defences_restore:
         f"{OUT}/logs/defences/{{setting}}/restore-{{restorer}}.log",
     wildcard_constraints:
         setting=one_of(DEFENCE_SETTINGS),
-        restorer=one_of(DEFENCE_RESTORERS),
+        restorer=one_of([r for r in DEFENCE_RESTORERS if r in UNSHARDED]),
     conda:
         CONDA_ENV
     threads: lambda w: RESTORE_THREADS[w.restorer]

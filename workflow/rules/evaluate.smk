@@ -53,16 +53,19 @@ rule evaluate_restore:
 
 rule evaluate_restore_shard:
     # one shard of evaluate.restore_shard_runs.<restorer> evaluation runs (paper scale: the diffusion
-    # restorer's ~1M reconstructions x 20 samples do not fit one GPU job)
+    # restorer's ~1M reconstructions x 20 samples do not fit one GPU job); the same for every study
+    # that restores an evaluation's plain reconstructions (cross attack, wrong release, defences):
+    # `folder` is the evaluation's folder under OUT (PLAN.evaluation_folders)
     input:
-        plain=f"{OUT}/evaluate/plain.h5",
+        plain=lambda w: PLAN.plain_of(w.folder),
         checkpoint=restore_checkpoint,
         weights=restore_weights,
     output:
-        f"{OUT}/evaluate/restored/{{restorer}}/part-{{shard}}.h5",
+        f"{OUT}/{{folder}}/restored/{{restorer}}/part-{{shard}}.h5",
     log:
-        f"{OUT}/logs/evaluate_restore/{{restorer}}-{{shard}}.log",
+        f"{OUT}/logs/restore_shard/{{folder}}/{{restorer}}-{{shard}}.log",
     wildcard_constraints:
+        folder=one_of(EVAL_FOLDERS),
         restorer=one_of(SHARDED),
         shard=r"\d+",
     conda:
@@ -85,13 +88,14 @@ rule evaluate_restore_shard:
 
 rule evaluate_merge:
     input:
-        plain=f"{OUT}/evaluate/plain.h5",
+        plain=lambda w: PLAN.plain_of(w.folder),
         parts=restore_parts,
     output:
-        f"{OUT}/evaluate/restored/{{restorer}}.h5",
+        f"{OUT}/{{folder}}/restored/{{restorer}}.h5",
     log:
-        f"{OUT}/logs/evaluate_merge/{{restorer}}.log",
+        f"{OUT}/logs/merge/{{folder}}/{{restorer}}.log",
     wildcard_constraints:
+        folder=one_of(EVAL_FOLDERS),
         restorer=one_of(SHARDED),
     conda:
         CONDA_ENV
@@ -412,7 +416,7 @@ rule evaluate_cross_restore:
     log:
         f"{OUT}/logs/evaluate_cross/restore-{{restorer}}.log",
     wildcard_constraints:
-        restorer=one_of(RESTORERS),
+        restorer=one_of(UNSHARDED),
     conda:
         CONDA_ENV
     threads: lambda w: RESTORE_THREADS[w.restorer]
@@ -508,7 +512,7 @@ rule evaluate_wrong_restore:
     log:
         f"{OUT}/logs/evaluate_wrong/restore-{{restorer}}.log",
     wildcard_constraints:
-        restorer=one_of(WRONG_RESTORERS),
+        restorer=one_of([r for r in WRONG_RESTORERS if r in UNSHARDED]),
     conda:
         CONDA_ENV
     threads: lambda w: RESTORE_THREADS[w.restorer]

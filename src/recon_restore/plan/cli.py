@@ -23,6 +23,8 @@ def register(sub) -> None:
     p.add_argument("--profile", default="workflow/profiles/slurm/profile.yaml", help="the SLURM profile (runtime limits)")
     p.add_argument("--utilisation", type=float, default=0.4, help="share of the GPU's peak throughput reached (default 0.4)")
     p.add_argument("--json", default=None, help="also write the plan as JSON")
+    p.add_argument("--defences", action="store_true",
+                   help="also the defences study's jobs (`snakemake defences_all`, not part of the default target)")
     p.set_defaults(func=plan_cmd)
 
 
@@ -41,7 +43,7 @@ def plan_cmd(args) -> None:
             profile = yaml.safe_load(f)
     except OSError as e:
         raise UserError(f"{args.profile}: cannot read the SLURM profile ({e.strerror})") from None
-    jobs = plan(prm.cfg, profile, args.utilisation, KINDS)
+    jobs = plan(prm.cfg, profile, args.utilisation, KINDS, args.defences)
     print(f"# Compute plan: preset {prm.preset}, {args.utilisation:.0%} of peak "
           f"(TFLOP/s: " + "; ".join(f"{k.upper()} " + ", ".join(f"{p} {v:g}" for p, v in PEAK_TFLOPS[k].items()) for k in KINDS) + ")\n")
     print("| rule | job | jobs | TFLOP per job | precision | GPUs per job | A100 h per job | H100 h per job | limit h | over limit |")
@@ -55,7 +57,7 @@ def plan_cmd(args) -> None:
               f"{_fmt(j.hours['a100'])} | {_fmt(j.hours['h100'])} | {j.limit_h:g} | {over} |")
     stages: dict[str, dict[str, float]] = {}
     for j in (j for j in jobs if j.on_gpu):
-        st = stages.setdefault(j.rule.split("_")[0], {k: 0.0 for k in KINDS})
+        st = stages.setdefault(j.stage or j.rule.split("_")[0], {k: 0.0 for k in KINDS})
         for k in KINDS:
             st[k] += j.gpu_hours(k)
     print("\n| stage | A100 GPU-hours | H100 GPU-hours |\n|---|---:|---:|")

@@ -50,6 +50,7 @@ class Job:
     limit_h: float = float("nan")  # the profile's runtime for the rule
     hours: dict = field(default_factory=dict)  # GPU kind -> wall hours of one job
     conv: bool = False  # a convolutional network's job: fp64 runs at the vector rate
+    stage: str = ""  # the study it belongs to, for the GPU-hours by stage (default: the rule's stage)
 
     @property
     def on_gpu(self) -> bool:
@@ -91,8 +92,9 @@ def attack_passes(rb: dict, net: dict) -> float:
     return total
 
 
-def jobs(cfg: dict) -> list[Job]:
-    """Every GPU job of the preset ``cfg`` (limits and hours unset: see ``plan``)."""
+def jobs(cfg: dict, defences: bool = False) -> list[Job]:
+    """Every job of the preset ``cfg``'s default target ``all`` with its enabled studies, and with
+    ``defences`` the defences study's (``defences_all``); limits and hours unset: see ``plan``."""
     from ..attack import attacks
     from ..data.sources import num_classes
 
@@ -139,37 +141,111 @@ def jobs(cfg: dict) -> list[Job]:
         t = rc[methods.section_of(r)]["train"]
         out.append(Job("restorers_train", r, 1, t["steps"] * t["batch"] * per_image[r]["train"], t["precision"], t.get("gpus", 1),
                        conv=True))
-    n = reconstructions(cfg)
-    for r, k in restorer.items():
-        if not k.on_gpu:
-            continue  # CPU jobs
-        shards = restorer_shards(ev, r)
-        out.append(Job("evaluate_restore_shard" if shards > 1 else "evaluate_restore", r, shards,
-                       k.restore_flops() * math.ceil(n / shards), k.restore_precision(), conv=True))
-    pair = flops.ssim_pair_flops(ev["best_match"]["ssim_variant"])
-    match = n * n_eval * (1 + ev["null_galleries"]) * pair
-    out.append(Job("evaluate_match", "", len(methods.names(rc)), match, "cpu"))
+    names = methods.names(rc)
+    out += evaluation(cfg, restorer, names, 1, "evaluate_restore", "evaluate_match", n_eval)
+    if ev["cross_attack"]["enabled"]:  # the held-out images attacked by another attack, every method
+        other = attacks.get({"method": ev["cross_attack"]["method"]})
+        c2 = other.plan_classes(num_classes(cfg["data"]))
+        n2, m2 = c2 * ev["images_per_class"], c2 * ev["reconstruct"]["candidates_per_class"]
+        out.append(Job("evaluate_cross_target", "", 1, ev["train"]["epochs"] * other.epoch_flops(d, hidden, n2, c2),
+                       ev["train"]["precision"], stage="cross"))
+        out.append(Job("evaluate_cross_runs", "", batches, ev["runs_per_job"] * attack_flops.dataset_run_flops(
+            hidden, n2, m2, 0, ev["reconstruct"]["iterations"], 0, shape=spec.shape, attack=other, classes=c2),
+            ev["reconstruct"]["precision"], stage="cross"))
+        out += evaluation(cfg, restorer, names, 1, "evaluate_cross_restore", "evaluate_cross_match", n2, "cross")
+        out += [Job(r, "", 1, 0.0, "cpu") for r in ("evaluate_cross_collect", "evaluate_cross_galleries", "evaluate_cross")]
+    if ev["wrong_release"]["enabled"]:  # the adaptation network's reconstructions (counted with adapt_*)
+        wrong = methods.study_methods(rc, ev["wrong_release"]["restorers"])
+        out += evaluation(cfg, restorer, wrong, 1, "evaluate_wrong_restore", "evaluate_wrong_match", n_eval, "wrong release")
+        out.append(Job("evaluate_wrong", "", 1, 0.0, "cpu"))
+    curve = ev["curve"]
+    if curve["enabled"]:  # learning curves: the curve method trained per dataset fraction, length and seed
+        r, fractions = curve["method"], curve["fractions"]
+        t, settings_n = rc[methods.section_of(r)]["train"], len(fractions) * len(curve["seeds"])
+        for steps in curve["steps"]:
+            out.append(Job("evaluate_curve_train", f"{r} {steps} steps", settings_n, steps * t["batch"] * per_image[r]["train"],
+                           t["precision"], t.get("gpus", 1), conv=True, stage="curve"))
+        settings_n *= len(curve["steps"])
+        out.append(Job("evaluate_curve_restore", r, settings_n, restorer[r].restore_flops() * reconstructions(cfg),
+                       restorer[r].restore_precision(), conv=True, stage="curve"))
+        out += [Job("evaluate_curve_manifest", "", len(fractions), 0.0, "cpu"),
+                Job("evaluate_curve_match", "", settings_n * len(methods.methods_of(r)), match_flops(cfg, n_eval), "cpu"),
+                Job("evaluate_curve", "", 1, 0.0, "cpu")]
     rb = cfg.get("robustness") or {}
     if rb.get("enabled"):
         for r in methods.trained(rc):
             f = 2 * rb["images"] * restorer[r].robustness_evaluations(rb) * attack_passes(rb, per_image[r])
             out.append(Job("robustness_run", r, 1, f, "fp32", conv=True))
     # CPU jobs (bookkeeping, classical denoisers, matching): counted, not timed on a GPU
-    classical = [r for r, k in restorer.items() if not k.on_gpu]
-    sharded = [r for r in methods.restorers(rc) if restorer_shards(ev, r) > 1]
     cpu = [("data_prepare", 1), ("dataset_wave", len(layout(cfg)["waves"])), ("dataset_manifest", 1), ("dataset_coverage", 1),
-           ("evaluate_collect", 1), ("evaluate_galleries", 1), ("evaluate_restore", len(classical)),
-           ("evaluate_merge", len(sharded)), ("report", 1)]
+           ("evaluate_collect", 1), ("evaluate_galleries", 1), ("report", 1)]
     cpu += [("adapt_collect", 1)] if len(settings) > 1 else []
     cpu += [("robustness_report", 1)] if rb.get("enabled") else []
-    out += [Job(rule, "classical" if rule == "evaluate_restore" else "", k, 0.0, "cpu") for rule, k in cpu if k]
+    out += [Job(rule, "", k, 0.0, "cpu") for rule, k in cpu if k]
+    if defences:
+        out += defence_jobs(cfg, restorer, target, batches, eval_runs, n_eval)
     return out
 
 
-def plan(cfg: dict, profile: dict, utilisation: float, kinds=("a100", "h100")) -> list[Job]:
-    """The preset's GPU jobs with their hours per GPU kind and the profile's runtime limits."""
+def evaluation(cfg: dict, restorer: dict, names: list[str], copies: int, restore_rule: str, match_rule: str, images: int,
+               stage: str = "") -> list[Job]:
+    """Restoring and matching one evaluation's plain reconstructions (``copies`` alike: the
+    defences' settings) by the restorers of ``names``: a sharded restorer in
+    ``evaluate_restore_shard`` jobs and one ``evaluate_merge`` per copy (every evaluation
+    shards alike), any other in ``restore_rule`` (a classical denoiser: a CPU job)."""
+    ev, n = cfg["evaluate"], reconstructions(cfg)
+    out = []
+    used = [r for r in restorer if set(methods.methods_of(r)) & set(names)]
+    for r in used:
+        k, shards = restorer[r], restorer_shards(ev, r)
+        if not k.on_gpu:
+            continue
+        out.append(Job("evaluate_restore_shard" if shards > 1 else restore_rule, r, shards * copies,
+                       k.restore_flops() * math.ceil(n / shards), k.restore_precision(), conv=True, stage=stage))
+    classical = [r for r in used if not restorer[r].on_gpu]
+    sharded = [r for r in used if restorer_shards(ev, r) > 1]
+    out += [Job(restore_rule, "classical", len(classical) * copies, 0.0, "cpu")] if classical else []
+    out += [Job("evaluate_merge", "", len(sharded) * copies, 0.0, "cpu")] if sharded else []
+    out.append(Job(match_rule, "", len(names) * copies, match_flops(cfg, images), "cpu"))
+    return out
+
+
+def match_flops(cfg: dict, images: int) -> float:
+    """One match job: every reconstruction against the training images and every null gallery."""
+    ev = cfg["evaluate"]
+    return reconstructions(cfg) * images * (1 + ev["null_galleries"]) * flops.ssim_pair_flops(ev["best_match"]["ssim_variant"])
+
+
+def defence_jobs(cfg: dict, restorer: dict, target: float, batches: int, eval_runs: float, images: int) -> list[Job]:
+    """The defences study (``snakemake defences_all``, not part of ``all``): per setting an
+    evaluation network (DP-SGD and its control: their epochs of minibatches, each epoch one pass
+    over the training images like a full-batch epoch; per-example clipping not counted), its runs
+    and the evaluation of its methods."""
+    from ..defences.defences import parse, settings
+
+    dcfg, ev = cfg["defences"], cfg["evaluate"]
+    labels = settings(dcfg)
+    if not labels:
+        return []
+    epochs = ev["train"]["epochs"]
+    out = []
+    for s in labels:
+        name, value = parse(s)
+        e = {"length": value * epochs, "dp_sgd": dcfg["dp_sgd"]["epochs"], "minibatch": value}.get(name, epochs)
+        out.append(Job("defences_target", s, 1, target / epochs * e, ev["train"]["precision"], stage="defences"))
+    S = len(labels)
+    out.append(Job("defences_runs", "", batches * S, eval_runs, ev["reconstruct"]["precision"], stage="defences"))
+    study = methods.study_methods(cfg["restorers"], dcfg["restorers"])
+    out += evaluation(cfg, restorer, study, S, "defences_restore", "defences_match", images, "defences")
+    out += [Job("defences_collect", "", S, 0.0, "cpu"), Job("defences_table", "", 1, 0.0, "cpu")]
+    return out
+
+
+def plan(cfg: dict, profile: dict, utilisation: float, kinds=("a100", "h100"), defences: bool = False) -> list[Job]:
+    """The preset's jobs (``defences``: and the defences study's) with their hours per GPU kind
+    and the profile's runtime limits."""
     res, default = profile.get("set-resources") or {}, profile.get("default-resources") or {}
-    out = jobs(cfg)
+    out = jobs(cfg, defences)
     for j in out:
         j.limit_h = float((res.get(j.rule) or {}).get("runtime", default.get("runtime", float("nan")))) / 60
         j.hours = {k: float("nan") if j.precision == "cpu" else wall_hours(j.flops, j.precision, j.gpus, k, utilisation, j.conv)
