@@ -135,3 +135,25 @@ def test_compare_picks_the_cheapest_setting_that_qualifies_and_says_when_matchin
     v = compare(rows, 3.0)  # ratios: cheap 4, cheaper 3.6, cheapest-but-worse 25 (lower SSIM), too-few 2
     assert v["best"]["setting"] == "cheaper" and not v["saturated"]  # the cheapest qualifying, not the highest ratio
     assert compare([row("paper", 10.0, 100, 0.6, True, 0.95), row("x", 1.0, 40, 0.6, matched=0.99)], 3.0)["saturated"]
+
+
+def test_compare_judges_fewer_epochs_on_the_same_snapshot_set():
+    """A setting with fewer epochs is also compared with the paper's epochs at its own iteration
+    cutoff (the same snapshots): if its pairs are worse there, it is not picked even when it
+    beats the paper schedule (whose extra snapshots lower the median); yield is matches per
+    candidate against the same row."""
+    from recon_restore.dataset.cost import Row
+
+    def row(name, epochs, iterations, pflop, pairs, ssim, matched, paper=False):
+        return Row(name, epochs, iterations, 1, 4, 4, 2, 0, pairs, 1, 1, ssim, ssim, ssim, pflop, pairs / pflop, paper, matched)
+
+    rows = [row("E50-I100", 50, 100, 10.0, 100, 0.60, 0.5, True), row("E50-I40", 50, 40, 8.0, 80, 0.64, 0.5),
+            row("E2-I40", 2, 40, 1.0, 40, 0.62, 0.25), row("E2-I100", 2, 100, 2.0, 90, 0.61, 0.45)]
+    v = compare(rows, 3.0)
+    s = v["settings"]
+    assert s["E2-I40"]["same_snapshots"] == "E50-I40" and s["E2-I40"]["ssim_delta_same_snapshots"] == pytest.approx(-0.02)
+    assert s["E2-I40"]["yield_ratio_same_snapshots"] == pytest.approx(0.5) and s["E2-I40"]["ssim_ok"] and s["E2-I40"]["ratio"] >= 3
+    assert s["E2-I100"]["same_snapshots"] == "E50-I100" and s["E2-I100"]["ssim_delta_same_snapshots"] == pytest.approx(0.01)
+    assert v["best"]["setting"] == "E2-I100"  # E2-I40 is cheaper but worse than the paper's epochs on its snapshots
+    rows[1] = row("E50-I40", 50, 40, 8.0, 80, 0.62, 0.5)
+    assert compare(rows, 3.0)["best"]["setting"] == "E2-I40"  # equal on the same snapshots: the cheapest qualifies

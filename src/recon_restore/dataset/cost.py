@@ -130,19 +130,31 @@ def measure(pool: ImageSet, cfg: dict, study: dict, seed: int, device: torch.dev
 
 def compare(rows: list[Row], min_ratio: float = 3.0) -> dict:
     """Each setting against the paper schedule at the same candidates and images: the ratio of
-    pairs per PFLOP and whether its median pair SSIM is at least the paper's; and the cheapest
-    setting (fewest PFLOP per run) that reaches ``min_ratio`` at equal or better median SSIM.
+    pairs per PFLOP and whether its median pair SSIM is at least the paper's; and against the
+    paper's epochs at the same iteration cutoff, i.e. on the same snapshot set (quality and
+    yield that fewer epochs cost, free of the snapshots kept): the median SSIM difference and
+    the ratio of matches per candidate. The cheapest setting (fewest PFLOP per run) that reaches
+    ``min_ratio`` with a median SSIM at least the paper schedule's and at least the paper
+    epochs' on the same snapshots is the pick (None: no setting qualifies).
     ``saturated``: whether at least 90% of the candidates matched in every setting, where the
     ratio is only the FLOP ratio times the snapshot ratio and cannot show a fall in yield."""
     out = {}
+    paper_epochs = {r.epochs for r in rows if r.paper}
     for r in rows:
-        ref = next((p for p in rows if p.paper and p.candidates_per_class == r.candidates_per_class
-                    and p.images_per_class == r.images_per_class), None)
+        def same(p, iterations=None):
+            return p.candidates_per_class == r.candidates_per_class and p.images_per_class == r.images_per_class and (
+                iterations is None or p.iterations == iterations)
+        ref = next((p for p in rows if p.paper and same(p)), None)
         if ref is None or ref.pairs_per_pflop == 0:
             continue
+        snap = next((p for p in rows if p.epochs in paper_epochs and same(p, r.iterations)), None)
         out[r.setting] = {"ratio": r.pairs_per_pflop / ref.pairs_per_pflop, "ssim_ok": r.ssim_median >= ref.ssim_median,
-                          "reference": ref.setting}
-    ok = [r for r in rows if r.setting in out and not r.paper and out[r.setting]["ssim_ok"] and out[r.setting]["ratio"] >= min_ratio]
+                          "reference": ref.setting, "same_snapshots": None if snap is None else snap.setting,
+                          "ssim_delta_same_snapshots": float("nan") if snap is None else r.ssim_median - snap.ssim_median,
+                          "yield_ratio_same_snapshots": float("nan") if snap is None or not snap.matches_per_candidate
+                          else r.matches_per_candidate / snap.matches_per_candidate}
+    ok = [r for r in rows if r.setting in out and not r.paper and out[r.setting]["ssim_ok"] and out[r.setting]["ratio"] >= min_ratio
+          and not out[r.setting]["ssim_delta_same_snapshots"] < 0]
     best = min(ok, key=lambda r: r.pflop / max(r.runs, 1), default=None)
     saturated = bool(rows) and all(r.matches_per_candidate >= 0.9 for r in rows)
     return {"settings": out, "best": None if best is None else asdict(best), "min_ratio": min_ratio, "saturated": saturated}

@@ -13,24 +13,29 @@ from ..io import atomic_path, write_json
 
 COLUMNS = ["setting", "epochs", "iterations", "snapshots", "images_per_class", "candidates_per_class", "runs", "runs_failed",
            "pairs", "candidates_matched", "matches_per_candidate", "images_matched", "ssim_q25", "ssim_median", "ssim_q75", "pflop",
-           "pairs_per_pflop", "pairs_per_pflop_lo", "pairs_per_pflop_hi", "ratio_to_paper", "paper"]
+           "pairs_per_pflop", "pairs_per_pflop_lo", "pairs_per_pflop_hi", "ratio_to_paper", "ssim_delta_same_snapshots",
+           "yield_ratio_same_snapshots", "paper"]
 
 
 def table(rows, verdict: dict) -> pd.DataFrame:
     df = pd.DataFrame([asdict(r) for r in rows])
-    df["ratio_to_paper"] = [verdict["settings"].get(r.setting, {}).get("ratio", math.nan) for r in rows]
+    for col, key in (("ratio_to_paper", "ratio"), ("ssim_delta_same_snapshots", "ssim_delta_same_snapshots"),
+                     ("yield_ratio_same_snapshots", "yield_ratio_same_snapshots")):
+        df[col] = [verdict["settings"].get(r.setting, {}).get(key, math.nan) for r in rows]
     return df[COLUMNS]
 
 
 def markdown(df: pd.DataFrame, saturated: bool | None = None) -> str:
     head = ("| setting | epochs | iterations | snapshots | pairs | matched / candidate | images matched | "
-            "pair SSIM median (q25-q75) | PFLOP | pairs / PFLOP (95% over runs) | x paper |")
-    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"]
+            "pair SSIM median (q25-q75) | PFLOP | pairs / PFLOP (95% over runs) | x paper | "
+            "same snapshots as paper epochs: SSIM difference, yield ratio |")
+    lines = [head, "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|"]
     for r in df.itertuples():
         name = f"**{r.setting} (paper schedule)**" if r.paper else r.setting
         lines.append(f"| {name} | {r.epochs:,} | {r.iterations:,} | {r.snapshots} | {r.pairs:,} | {r.matches_per_candidate:.2f} | "
                      f"{r.images_matched} | {r.ssim_median:.3f} ({r.ssim_q25:.3f}-{r.ssim_q75:.3f}) | {r.pflop:.4f} | "
-                     f"{r.pairs_per_pflop:,.0f} ({r.pairs_per_pflop_lo:,.0f}-{r.pairs_per_pflop_hi:,.0f}) | {r.ratio_to_paper:.2f} |")
+                     f"{r.pairs_per_pflop:,.0f} ({r.pairs_per_pflop_lo:,.0f}-{r.pairs_per_pflop_hi:,.0f}) | {r.ratio_to_paper:.2f} | "
+                     f"{r.ssim_delta_same_snapshots:+.3f}, {r.yield_ratio_same_snapshots:.2f} |")
     if saturated is not None:
         lines += ["", ("**Saturated regime**: at least 90% of the candidates matched in every setting, so a ratio is only the "
                        "FLOP ratio times the snapshot ratio and cannot show a fall in yield; rerun with more images per run.")
