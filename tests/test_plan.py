@@ -149,3 +149,18 @@ def test_with_every_study_and_the_defences_the_plans_jobs_are_the_jobs_snakemake
     assert counts["evaluate_restore_shard"] == evaluations * p["evaluate"]["runs"] and counts["evaluate_merge"] == evaluations
     assert "evaluate_cross_restore" in counts and "defences_restore" in counts  # the other restorers stay one job each
 
+
+
+def test_a_multiclass_presets_restorations_count_every_classs_candidates():
+    """The multiclass attack reconstructs candidates_per_class candidates of each of the ten
+    classes: the plan restores and matches runs x snapshots x 10 x candidates_per_class."""
+    from recon_restore import methods
+
+    cfg = load_params(REPO / "params.yaml", "subset-multiclass").cfg
+    ev = cfg["evaluate"]
+    n = ev["runs"] * len(ev["reconstruct"]["snapshots"]) * 10 * ev["reconstruct"]["candidates_per_class"]
+    job = next(j for j in jobs(cfg) if j.rule == "evaluate_restore" and j.what == "bfdncnn")
+    assert job.flops == pytest.approx(n * methods.restorer("bfdncnn", cfg["restorers"]).restore_flops())
+    match = next(j for j in jobs(cfg) if j.rule == "evaluate_match")
+    images = 10 * ev["images_per_class"]
+    assert match.flops == pytest.approx(n * images * (1 + ev["null_galleries"]) * flops.ssim_pair_flops(ev["best_match"]["ssim_variant"]))

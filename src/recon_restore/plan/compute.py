@@ -72,10 +72,11 @@ def wall_hours(job_flops: float, precision: str, gpus: int, kind: str, utilisati
     return job_flops / (gpus * PEAK_TFLOPS[kind][rate_key(precision, conv)] * 1e12 * utilisation) / 3600
 
 
-def reconstructions(cfg: dict) -> int:
-    """Plain reconstructions of the evaluation setting (every run successful)."""
+def reconstructions(cfg: dict, candidates: int) -> int:
+    """Plain reconstructions of the evaluation setting (every run successful) with ``candidates``
+    candidates per run (classes x candidates_per_class)."""
     ev = cfg["evaluate"]
-    return ev["runs"] * len(ev["reconstruct"]["snapshots"]) * 2 * ev["reconstruct"]["candidates_per_class"]
+    return ev["runs"] * len(ev["reconstruct"]["snapshots"]) * candidates
 
 
 def attack_passes(rb: dict, net: dict) -> float:
@@ -142,7 +143,8 @@ def jobs(cfg: dict, defences: bool = False) -> list[Job]:
         out.append(Job("restorers_train", r, 1, t["steps"] * t["batch"] * per_image[r]["train"], t["precision"], t.get("gpus", 1),
                        conv=True))
     names = methods.names(rc)
-    out += evaluation(cfg, restorer, names, 1, "evaluate_restore", "evaluate_match", n_eval)
+    n = reconstructions(cfg, m_eval)
+    out += evaluation(cfg, restorer, names, 1, "evaluate_restore", "evaluate_match", n, n_eval)
     if ev["cross_attack"]["enabled"]:  # the held-out images attacked by another attack, every method
         other = attacks.get({"method": ev["cross_attack"]["method"]})
         c2 = other.plan_classes(num_classes(cfg["data"]))
@@ -152,11 +154,12 @@ def jobs(cfg: dict, defences: bool = False) -> list[Job]:
         out.append(Job("evaluate_cross_runs", "", batches, ev["runs_per_job"] * attack_flops.dataset_run_flops(
             hidden, n2, m2, 0, ev["reconstruct"]["iterations"], 0, shape=spec.shape, attack=other, classes=c2),
             ev["reconstruct"]["precision"], stage="cross"))
-        out += evaluation(cfg, restorer, names, 1, "evaluate_cross_restore", "evaluate_cross_match", n2, "cross")
+        out += evaluation(cfg, restorer, names, 1, "evaluate_cross_restore", "evaluate_cross_match", reconstructions(cfg, m2), n2,
+                          "cross")
         out += [Job(r, "", 1, 0.0, "cpu") for r in ("evaluate_cross_collect", "evaluate_cross_galleries", "evaluate_cross")]
     if ev["wrong_release"]["enabled"]:  # the adaptation network's reconstructions (counted with adapt_*)
         wrong = methods.study_methods(rc, ev["wrong_release"]["restorers"])
-        out += evaluation(cfg, restorer, wrong, 1, "evaluate_wrong_restore", "evaluate_wrong_match", n_eval, "wrong release")
+        out += evaluation(cfg, restorer, wrong, 1, "evaluate_wrong_restore", "evaluate_wrong_match", n, n_eval, "wrong release")
         out.append(Job("evaluate_wrong", "", 1, 0.0, "cpu"))
     curve = ev["curve"]
     if curve["enabled"]:  # learning curves: the curve method trained per dataset fraction, length and seed
@@ -166,10 +169,10 @@ def jobs(cfg: dict, defences: bool = False) -> list[Job]:
             out.append(Job("evaluate_curve_train", f"{r} {steps} steps", settings_n, steps * t["batch"] * per_image[r]["train"],
                            t["precision"], t.get("gpus", 1), conv=True, stage="curve"))
         settings_n *= len(curve["steps"])
-        out.append(Job("evaluate_curve_restore", r, settings_n, restorer[r].restore_flops() * reconstructions(cfg),
+        out.append(Job("evaluate_curve_restore", r, settings_n, restorer[r].restore_flops() * n,
                        restorer[r].restore_precision(), conv=True, stage="curve"))
         out += [Job("evaluate_curve_manifest", "", len(fractions), 0.0, "cpu"),
-                Job("evaluate_curve_match", "", settings_n * len(methods.methods_of(r)), match_flops(cfg, n_eval), "cpu"),
+                Job("evaluate_curve_match", "", settings_n * len(methods.methods_of(r)), match_flops(cfg, n, n_eval), "cpu"),
                 Job("evaluate_curve", "", 1, 0.0, "cpu")]
     rb = cfg.get("robustness") or {}
     if rb.get("enabled"):
@@ -183,17 +186,18 @@ def jobs(cfg: dict, defences: bool = False) -> list[Job]:
     cpu += [("robustness_report", 1)] if rb.get("enabled") else []
     out += [Job(rule, "", k, 0.0, "cpu") for rule, k in cpu if k]
     if defences:
-        out += defence_jobs(cfg, restorer, target, batches, eval_runs, n_eval)
+        out += defence_jobs(cfg, restorer, target, batches, eval_runs, n, n_eval)
     return out
 
 
-def evaluation(cfg: dict, restorer: dict, names: list[str], copies: int, restore_rule: str, match_rule: str, images: int,
-               stage: str = "") -> list[Job]:
+def evaluation(cfg: dict, restorer: dict, names: list[str], copies: int, restore_rule: str, match_rule: str, n: int,
+               images: int, stage: str = "") -> list[Job]:
     """Restoring and matching one evaluation's plain reconstructions (``copies`` alike: the
     defences' settings) by the restorers of ``names``: a sharded restorer in
     ``evaluate_restore_shard`` jobs and one ``evaluate_merge`` per copy (every evaluation
-    shards alike), any other in ``restore_rule`` (a classical denoiser: a CPU job)."""
-    ev, n = cfg["evaluate"], reconstructions(cfg)
+    shards alike), any other in ``restore_rule`` (a classical denoiser: a CPU job); ``n``
+    reconstructions against ``images`` training images."""
+    ev = cfg["evaluate"]
     out = []
     used = [r for r in restorer if set(methods.methods_of(r)) & set(names)]
     for r in used:
@@ -206,17 +210,17 @@ def evaluation(cfg: dict, restorer: dict, names: list[str], copies: int, restore
     sharded = [r for r in used if restorer_shards(ev, r) > 1]
     out += [Job(restore_rule, "classical", len(classical) * copies, 0.0, "cpu")] if classical else []
     out += [Job("evaluate_merge", "", len(sharded) * copies, 0.0, "cpu")] if sharded else []
-    out.append(Job(match_rule, "", len(names) * copies, match_flops(cfg, images), "cpu"))
+    out.append(Job(match_rule, "", len(names) * copies, match_flops(cfg, n, images), "cpu"))
     return out
 
 
-def match_flops(cfg: dict, images: int) -> float:
-    """One match job: every reconstruction against the training images and every null gallery."""
+def match_flops(cfg: dict, n: int, images: int) -> float:
+    """One match job: ``n`` reconstructions against the training images and every null gallery."""
     ev = cfg["evaluate"]
-    return reconstructions(cfg) * images * (1 + ev["null_galleries"]) * flops.ssim_pair_flops(ev["best_match"]["ssim_variant"])
+    return n * images * (1 + ev["null_galleries"]) * flops.ssim_pair_flops(ev["best_match"]["ssim_variant"])
 
 
-def defence_jobs(cfg: dict, restorer: dict, target: float, batches: int, eval_runs: float, images: int) -> list[Job]:
+def defence_jobs(cfg: dict, restorer: dict, target: float, batches: int, eval_runs: float, n: int, images: int) -> list[Job]:
     """The defences study (``snakemake defences_all``, not part of ``all``): per setting an
     evaluation network (DP-SGD and its control: their epochs of minibatches, each epoch one pass
     over the training images like a full-batch epoch; per-example clipping not counted), its runs
@@ -236,7 +240,7 @@ def defence_jobs(cfg: dict, restorer: dict, target: float, batches: int, eval_ru
     S = len(labels)
     out.append(Job("defences_runs", "", batches * S, eval_runs, ev["reconstruct"]["precision"], stage="defences"))
     study = methods.study_methods(cfg["restorers"], dcfg["restorers"])
-    out += evaluation(cfg, restorer, study, S, "defences_restore", "defences_match", images, "defences")
+    out += evaluation(cfg, restorer, study, S, "defences_restore", "defences_match", n, images, "defences")
     out += [Job("defences_collect", "", S, 0.0, "cpu"), Job("defences_table", "", 1, 0.0, "cpu")]
     return out
 
