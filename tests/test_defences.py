@@ -286,3 +286,22 @@ def test_the_non_private_control_trains_like_dp_sgd_without_clipping_or_noise():
     res, extra = runs[0]
     assert extra == {"epochs": 30, "batch": 10, "optimizer": "adam"} and float(res.accuracy[0]) >= 0.95
     assert torch.equal(res.weights.W1, runs[1][0].weights.W1)
+
+
+def test_each_defence_states_its_training_epochs_for_the_plan():
+    """The compute plan asks each defence how many epochs its training makes (no defence names in
+    the plan): weight decay trains the undefended epochs, length a fraction, DP-SGD its own
+    epochs, its control the value; the plan's target FLOPs follow."""
+    from recon_restore.config import load_params
+    from recon_restore.defences.defences import get
+    from recon_restore.plan.compute import jobs
+
+    cfg = load_params(REPO / "params.yaml", "paper").cfg
+    train, d = cfg["evaluate"]["train"], cfg["defences"]
+    assert get("weight_decay").epochs(train, 1e-3, d) == train["epochs"]
+    assert get("length").epochs(train, 0.1, d) == round(0.1 * train["epochs"])
+    assert get("dp_sgd").epochs(train, 8.0, d) == d["dp_sgd"]["epochs"] and get("minibatch").epochs(train, 200, d) == 200
+    t = {j.what: j.flops for j in jobs(cfg, defences=True) if j.rule == "defences_target"}
+    base = next(j.flops for j in jobs(cfg) if j.rule == "attack_target")
+    assert t["weight_decay-0.001"] == pytest.approx(base) and t["length-0.1"] == pytest.approx(base / 10)
+    assert t["dp_sgd-8"] == pytest.approx(base * d["dp_sgd"]["epochs"] / train["epochs"])

@@ -27,6 +27,11 @@ class Defence:
         """Its grid, from the params ``defences`` section."""
         raise NotImplementedError
 
+    def epochs(self, train: dict, value: float, cfg: dict) -> float:
+        """Epochs (passes over the training images) its training makes at ``value``, for the
+        compute plan; ``train`` is ``evaluate.train``. Default: the undefended training's."""
+        return float(train["epochs"])
+
     def train(self, attack, w, ts, train: dict, value: float, cfg: dict, seed: int, progress: bool = False):
         """Train the evaluation network ``w`` (one run) on ``ts`` (``attack.evaluation.TrainingSet``)
         under this defence at ``value``: (``attack.train.TrainResult``, extra statistics)."""

@@ -63,6 +63,9 @@ class DPSGD(Defence):
             raise UserError(f"params: key 'defences.dp_sgd.delta': {c['delta']}; expected a probability in (0, 1)")
         return vals
 
+    def epochs(self, train, value, cfg):
+        return float(cfg["dp_sgd"]["epochs"])  # expected: Poisson batches of rate batch / n
+
     def train(self, attack, w, ts, train, value, cfg, seed, progress=False):
         from opacus import PrivacyEngine
         from tqdm import tqdm

@@ -14,8 +14,11 @@ class Length(Defence):
     def values(self, cfg):
         return positive(cfg, "length", "positive fractions of evaluate.train.epochs")
 
+    def epochs(self, train, value, cfg):
+        return float(max(1, round(value * train["epochs"])))
+
     def train(self, attack, w, ts, train, value, cfg, seed, progress=False):
-        epochs = max(1, round(value * train["epochs"]))
+        epochs = int(self.epochs(train, value, cfg))
         res = attack.train(w, ts.x, ts.y, train["optimizer"], train["lr"], epochs, progress, f"train {epochs} epochs")
         return res, {"epochs": epochs}
 

@@ -24,6 +24,9 @@ class Minibatch(Defence):
             raise UserError(f"params: key 'defences.minibatch': {vals}; expected whole numbers of epochs")
         return vals
 
+    def epochs(self, train, value, cfg):
+        return float(value)
+
     def train(self, attack, w, ts, train, value, cfg, seed, progress=False):
         from ..attack.train import TrainResult
 

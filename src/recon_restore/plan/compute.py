@@ -225,7 +225,7 @@ def defence_jobs(cfg: dict, restorer: dict, target: float, batches: int, eval_ru
     evaluation network (DP-SGD and its control: their epochs of minibatches, each epoch one pass
     over the training images like a full-batch epoch; per-example clipping not counted), its runs
     and the evaluation of its methods."""
-    from ..defences.defences import parse, settings
+    from ..defences.defences import get, parse, settings
 
     dcfg, ev = cfg["defences"], cfg["evaluate"]
     labels = settings(dcfg)
@@ -235,7 +235,7 @@ def defence_jobs(cfg: dict, restorer: dict, target: float, batches: int, eval_ru
     out = []
     for s in labels:
         name, value = parse(s)
-        e = {"length": value * epochs, "dp_sgd": dcfg["dp_sgd"]["epochs"], "minibatch": value}.get(name, epochs)
+        e = get(name).epochs(ev["train"], value, dcfg)
         out.append(Job("defences_target", s, 1, target / epochs * e, ev["train"]["precision"], stage="defences"))
     S = len(labels)
     out.append(Job("defences_runs", "", batches * S, eval_runs, ev["reconstruct"]["precision"], stage="defences"))
