@@ -98,10 +98,8 @@ class Plan:
         from .errors import UserError
 
         chosen = self.cfg["defences"]["restorers"]
-        if chosen is None:
-            return methods.names(self.cfg["restorers"])
         trained = methods.restorers(self.cfg["restorers"])
-        for r in chosen:
+        for r in chosen or []:
             if r not in trained:
                 raise UserError(f"{self.prm.source}: key 'presets.{self.prm.preset}.defences.restorers': {r!r} is not a "
                                 f"restorer of this preset's methods list; expected some of {', '.join(trained)}")

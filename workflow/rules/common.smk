@@ -103,9 +103,7 @@ CROSS = PLAN.cross_dir()
 WRONG_METHODS = (
     PLAN.wrong_methods() if CFG["evaluate"]["wrong_release"]["enabled"] else ["plain"]
 )
-WRONG_RESTORERS = [
-    r for r in RESTORERS if set(methods.methods_of(r)) & set(WRONG_METHODS)
-]
+WRONG_RESTORERS = methods.study_restorers(CFG["restorers"], WRONG_METHODS)
 WRONG = f"{OUT}/evaluate/wrong_release"
 # every evaluation whose plain reconstructions are restored (main and studies): folder -> plain file
 EVAL_FOLDERS = list(PLAN.evaluation_folders())

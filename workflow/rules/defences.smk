@@ -6,9 +6,7 @@
 DEFENCES = f"{OUT}/defences"
 DEFENCE_SETTINGS = PLAN.defence_settings()
 DEFENCE_METHODS = PLAN.defence_methods()
-DEFENCE_RESTORERS = [
-    r for r in RESTORERS if set(methods.methods_of(r)) & set(DEFENCE_METHODS)
-]
+DEFENCE_RESTORERS = methods.study_restorers(CFG["restorers"], DEFENCE_METHODS)
 
 
 rule defences_target:

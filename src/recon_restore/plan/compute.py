@@ -199,7 +199,7 @@ def evaluation(cfg: dict, restorer: dict, names: list[str], copies: int, restore
     reconstructions against ``images`` training images."""
     ev = cfg["evaluate"]
     out = []
-    used = [r for r in restorer if set(methods.methods_of(r)) & set(names)]
+    used = methods.study_restorers(cfg["restorers"], names)
     for r in used:
         k, shards = restorer[r], restorer_shards(ev, r)
         if not k.on_gpu:
